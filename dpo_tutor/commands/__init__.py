@@ -1,0 +1,1 @@
+"""One module per subcommand: `add_parser(subparsers)` (cheap) and `run(args) -> int` (does the work)."""

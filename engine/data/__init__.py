@@ -1,0 +1,1 @@
+"""Preference data: sources, format adapters, the canonical triplet, quality report, splits."""

@@ -1,0 +1,1 @@
+"""One adapter per preference-data format."""

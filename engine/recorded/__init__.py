@@ -1,0 +1,1 @@
+"""A real recorded run (events.jsonl) shipped for classrooms without a GPU."""

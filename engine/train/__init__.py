@@ -1,0 +1,1 @@
+"""DPO training: backends (unsloth, hf), the event callback, and the run driver."""

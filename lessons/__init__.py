@@ -1,0 +1,1 @@
+"""Lesson content: Markdown with front matter, one file per lesson."""

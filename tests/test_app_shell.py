@@ -1,0 +1,30 @@
+"""The app shell: modes, help, palette."""
+
+from __future__ import annotations
+
+from dpo_tutor.tui.app import AREAS, DpoTutorApp
+from dpo_tutor.tui.context import AppContext
+
+
+async def test_number_keys_switch_between_all_five_areas(tmp_path):
+    app = DpoTutorApp(AppContext(runs_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        for key, mode in zip("12345", AREAS):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.current_mode == mode
+
+
+async def test_help_lists_the_app_bindings(tmp_path):
+    app = DpoTutorApp(AppContext(runs_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from dpo_tutor.tui.screens.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.query_one("#help-text").source
+        for label in ("Learn", "Data", "Train", "Evaluate", "Chat", "Quit"):
+            assert label in text
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)

@@ -1,0 +1,1 @@
+"""The dpo-tutor terminal UI: a Textual client of `dpo_tutor.engine`."""
