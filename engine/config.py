@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .errors import ConfigError
 
@@ -27,6 +28,7 @@ LOSS_TYPES = (
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 BACKENDS = ("auto", "unsloth", "hf")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit")
 
 # One line for each field, shown by --help and by the Train screen's form.
 HELP: dict[str, str] = {
@@ -53,6 +55,9 @@ HELP: dict[str, str] = {
     "seed": "random seed for data order and initialisation",
     "precision": "number format: auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32",
     "gradient_checkpointing": "recompute activations to save memory (slower)",
+    "precompute_ref": "score the reference model once before training instead of every step (faster)",
+    "group_by_length": "batch pairs of similar length together (less padding, faster)",
+    "optim": "optimizer: adamw_torch, adamw_torch_fused or adamw_8bit (bitsandbytes, GPU)",
     "eval_steps": "evaluate on a held-out slice every N steps (0 = never)",
     "eval_pairs": "pairs in the held-out slice evaluated during training",
     "save_steps": "save a checkpoint every N steps (0 = only at the end)",
@@ -88,6 +93,9 @@ class TrainConfig:
     seed: int = 42
     precision: str = "auto"
     gradient_checkpointing: bool = False
+    precompute_ref: bool = False
+    group_by_length: bool = False
+    optim: str = "adamw_torch"
     eval_steps: int = 25
     eval_pairs: int = 64
     save_steps: int = 50
@@ -102,7 +110,7 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], *, where: str = "config") -> TrainConfig:
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in data.items():
@@ -115,7 +123,7 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> "TrainConfig":
+    def from_toml(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -130,7 +138,7 @@ class TrainConfig:
             data = data["train"]
         return cls.from_dict(data, where=str(path))
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -206,6 +214,8 @@ class TrainConfig:
             errors.append("max_pairs must be >= 0 (0 means all).")
         if self.precision not in PRECISIONS:
             errors.append(f"precision must be one of {', '.join(PRECISIONS)}.")
+        if self.optim not in OPTIMIZERS:
+            errors.append(f"optim must be one of {', '.join(OPTIMIZERS)}.")
         if self.backend not in BACKENDS:
             errors.append(f"backend must be one of {', '.join(BACKENDS)}.")
         for name in ("eval_steps", "save_steps", "eval_pairs"):
@@ -256,7 +266,10 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, where: str) -> Any:
             return str(value)
         if kind.startswith("dict"):
             if isinstance(value, str):
-                return parse_columns(value)
+                try:
+                    return parse_columns(value)
+                except ConfigError as exc:  # blame the file, not the --columns flag
+                    raise ConfigError(f"'{name}': {exc.message}", where=where) from None
             if not isinstance(value, dict):
                 raise ValueError(value)
             return {str(k): str(v) for k, v in value.items()}

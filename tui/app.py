@@ -7,7 +7,7 @@ nothing heavy itself. Screens are imported when their mode is first shown, so th
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from textual.app import App
 from textual.binding import Binding
@@ -46,6 +46,10 @@ class DpoTutorApp(App):
         Binding("3", "switch_mode('train')", "Train", id="mode-train"),
         Binding("4", "switch_mode('evaluate')", "Evaluate", id="mode-evaluate"),
         Binding("5", "switch_mode('chat')", "Chat", id="mode-chat"),
+        Binding("w", "walkthrough", "Walkthrough", id="walkthrough"),
+        # priority, so that they work over a focused input; active only while the walkthrough bar shows
+        Binding("right_square_bracket", "walkthrough_step(1)", "Next stop", id="walkthrough-next", priority=True),
+        Binding("left_square_bracket", "walkthrough_step(-1)", "Prev stop", id="walkthrough-prev", priority=True),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
@@ -53,9 +57,37 @@ class DpoTutorApp(App):
     def __init__(self, context: AppContext | None = None) -> None:
         super().__init__()
         self.context = context or AppContext()
+        # The walkthrough (video) mode's controller; built on first use (tests may set their own).
+        self.walkthrough_controller = None
 
     def on_mount(self) -> None:
         self.switch_mode("learn")
+        if self.context.walkthrough:
+            self.call_after_refresh(self.action_walkthrough)
+
+    def get_walkthrough(self):
+        if self.walkthrough_controller is None:
+            from .widgets.walkthrough_bar import WalkthroughController
+
+            self.walkthrough_controller = WalkthroughController(self)
+        return self.walkthrough_controller
+
+    def action_walkthrough(self) -> None:
+        self.get_walkthrough().toggle()
+
+    def action_walkthrough_step(self, step: int) -> None:
+        self.get_walkthrough().step(step)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "walkthrough_step":
+            return self.walkthrough_controller is not None and self.walkthrough_controller.visible
+        return True
+
+    async def action_quit(self) -> None:
+        """Quit; while a run trains, ask whether to stop it or leave it running detached."""
+        from .run_watcher import quit_app
+
+        await quit_app(self)
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

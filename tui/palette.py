@@ -5,7 +5,7 @@ Each function returns (title, help, callback) tuples. Areas add their own entrie
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 Entry = tuple[str, str, Callable[[], object]]
 
@@ -19,7 +19,48 @@ def _areas(app) -> list[Entry]:
     ]
 
 
+def _lessons(app) -> list[Entry]:
+    from dpo_tutor.engine.lessons import load_lessons
+
+    from .screens.learn import open_lesson
+
+    return [
+        (
+            f"go to lesson {lesson.order}: {lesson.title}",
+            f"{lesson.segment}, {lesson.duration} min",
+            lambda lesson_id=lesson.id: open_lesson(app, lesson_id),
+        )
+        for lesson in load_lessons()
+    ]
+
+
+def _datasets(app) -> list[Entry]:
+    from dpo_tutor.engine.data.browse import recent_sources, shared_data_files
+
+    from .screens.data import open_dataset
+
+    entries: list[Entry] = [("open dataset: bundled sample", "the offline sample that ships with dpo-tutor",
+                             lambda: open_dataset(app, ""))]
+    seen = set()
+    for source in recent_sources():
+        seen.add(source)
+        entries.append((f"open dataset: {source}", "recently used", lambda s=source: open_dataset(app, s)))
+    for path in shared_data_files():
+        if str(path) not in seen:
+            entries.append((f"open dataset: {path.parent.name}/{path.name}", "shared data",
+                            lambda s=str(path): open_dataset(app, s)))
+    return entries
+
+
 def palette_entries(app) -> list[Entry]:
     entries: list[Entry] = []
     entries += _areas(app)
+    entries += _datasets(app)
+    entries += _lessons(app)
+    from .screens.train import palette_entries as train_entries
+
+    entries += train_entries(app)
+    from .screens.chat import palette_entries as run_entries
+
+    entries += run_entries(app)
     return entries

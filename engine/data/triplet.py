@@ -43,7 +43,7 @@ class Triplet:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Triplet":
+    def from_dict(cls, d: dict[str, Any]) -> Triplet:
         return cls(
             prompt=tuple({"role": m["role"], "content": m["content"]} for m in d["prompt"]),
             chosen=d["chosen"],

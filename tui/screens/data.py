@@ -1,10 +1,267 @@
-"""The Data area. Not built yet: it says what it will do and which command gets there."""
+"""The Data area: browse preference triplets, their quality flags and the data set's quality report.
+
+The screen composes a virtualised table (tui/widgets/data_table.py), a detail pane with the replies
+side by side (data_detail.py) and the report with its charts (data_stats.py). Loading and filtering
+run in thread workers; a worker only returns values or posts messages, never touches a widget.
+It opens the bundled sample when first shown; `open_dataset(app, source)` opens another from anywhere.
+"""
 
 from __future__ import annotations
 
-from .placeholder import AreaPlaceholder
+import gc
+from dataclasses import dataclass
+from typing import ClassVar
+
+from dpo_tutor.engine.data.browse import FLAGS, LENGTH_BUCKETS, BrowseIndex, remember_source
+from dpo_tutor.engine.data.load import LoadResult
+from dpo_tutor.engine.errors import UserError
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Select, Static, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from ..widgets.data_detail import TripletDetail
+from ..widgets.data_open_dialog import OpenDatasetDialog, OpenRequest
+from ..widgets.data_stats import DataStats
+from ..widgets.data_table import TripletTable, TripletTableHeader
+
+LIVE_SEARCH_ROWS = 20_000  # below this, search as you type; above, on Enter
+DETAIL_DELAY_S = 0.06  # the detail pane follows the cursor once it rests, so paging repaints only the table
 
 
-class DataScreen(AreaPlaceholder):
-    def __init__(self) -> None:
-        super().__init__("Data", "Browse real preference triplets (prompt / chosen / rejected) and their quality report. Command: dpo-tutor data stats SOURCE")
+@dataclass
+class Loaded:
+    request: OpenRequest
+    result: LoadResult
+    index: BrowseIndex
+
+
+class DataScreen(Screen):
+    DEFAULT_CSS = """
+    DataScreen #data-bar { height: 3; }
+    DataScreen #data-search { width: 1fr; }
+    DataScreen #data-bar Select { width: 24; }
+    DataScreen #data-status { height: 1; padding: 0 1; color: $text-muted; }
+    DataScreen #data-left { width: 58%; border-right: solid $panel; }
+    DataScreen #data-right { width: 1fr; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("o", "open", "Open data set", id="data-open"),
+        Binding("slash", "search", "Search", id="data-search"),
+        Binding("s", "toggle_stats", "Stats", id="data-stats"),
+        Binding("escape", "clear_search", "Clear search", show=False, id="data-clear"),
+    ]
+
+    class LoadProgress(Message):
+        """Rows read so far by the loading worker (posted from its thread)."""
+
+        def __init__(self, rows: int) -> None:
+            super().__init__()
+            self.rows = rows
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, DataScreen.LoadProgress)
+
+    def __init__(self, source: str | None = None) -> None:
+        super().__init__()
+        self.initial_source = source or ""
+        self.loaded: Loaded | None = None
+        self._detail_index = -1
+        self._detail_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="data-bar"):
+            yield Input(placeholder="search prompts and replies  ( / )", id="data-search")
+            yield Select([(name, name) for name in FLAGS], prompt="any flag", id="data-flag")
+            yield Select([], prompt="any group", id="data-group")
+            yield Select([(name, name) for name in LENGTH_BUCKETS if name != "any length"], prompt="any length",
+                         id="data-length")
+        yield Static("", id="data-status")
+        with Horizontal(id="data-body"):
+            with Vertical(id="data-left"):
+                yield TripletTableHeader("", id="data-table-header")
+                yield TripletTable(id="data-table")
+            with TabbedContent(id="data-right", initial="data-tab-detail"):
+                with TabPane("Detail", id="data-tab-detail"):
+                    yield TripletDetail(id="data-detail")
+                with TabPane("Stats", id="data-tab-stats"):
+                    yield DataStats(id="data-stats")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.open_source(self.initial_source)
+
+    # --- opening ----------------------------------------------------------------------------------
+
+    def open_source(self, source: str, format: str = "", columns: str = "", split: str = "train") -> None:
+        self.open_request(OpenRequest(source=source, format=format, columns=columns, split=split))
+
+    def open_request(self, request: OpenRequest) -> None:
+        self.query_one("#data-table", TripletTable).loading = True
+        self._status(f"opening {request.source or 'the bundled sample'} …")
+        self._load(request)
+
+    @work(thread=True, exclusive=True, group="data-load", exit_on_error=False)
+    def _load(self, request: OpenRequest) -> Loaded:
+        from dpo_tutor.engine.config import parse_columns
+        from dpo_tutor.engine.data.load import load_triplets
+
+        result = load_triplets(
+            request.source or None,
+            format=request.format or None,
+            columns=parse_columns(request.columns) if request.columns else None,
+            split=request.split or "train",
+            progress=lambda n: self.post_message(self.LoadProgress(n)),
+        )
+        loaded = Loaded(request, result, BrowseIndex(result.triplets))
+        # A big data set is millions of long-lived objects; keep the cyclic GC from walking them on
+        # every full collection (which would stall the UI for most of a second at 160,800 rows).
+        gc.freeze()
+        return loaded
+
+    def on_data_screen_load_progress(self, message: LoadProgress) -> None:
+        if self.query_one("#data-table", TripletTable).loading:
+            self._status(f"reading … {message.rows:,} rows")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "data-load":
+            if event.state == WorkerState.SUCCESS:
+                self._show_loaded(worker.result)
+            elif event.state == WorkerState.ERROR:
+                self.query_one("#data-table", TripletTable).loading = False
+                error = worker.error
+                text = error.one_line() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+                self._status(f"could not open: {text}")
+                self.notify(text, title="Cannot open the data set", severity="error", timeout=10)
+        elif worker.group == "data-filter" and event.state == WorkerState.SUCCESS:
+            order = worker.result
+            if self.loaded is not None:
+                self.query_one("#data-table", TripletTable).show(self.loaded.index, order)
+                self._status_counts(len(order))
+                if not order:
+                    self.query_one("#data-detail", TripletDetail).show(None)
+
+    def _show_loaded(self, loaded: Loaded) -> None:
+        self.loaded = loaded
+        table = self.query_one("#data-table", TripletTable)
+        table.loading = False
+        group = self.query_one("#data-group", Select)
+        group.set_options([(name, name) for name in loaded.index.group_names])
+        self.query_one("#data-search", Input).value = ""
+        self.query_one("#data-flag", Select).clear()
+        self.query_one("#data-length", Select).clear()
+        table.show(loaded.index)
+        self.query_one("#data-stats", DataStats).show(loaded.result.report, loaded.index)
+        self._status_counts(len(loaded.index))
+        if loaded.request.source:
+            remember_source(loaded.request.source)
+        table.focus()
+
+    # --- filtering --------------------------------------------------------------------------------
+
+    def _criteria(self) -> tuple[str, str | None, str | None, str | None]:
+        def value(selector: str) -> str | None:
+            v = self.query_one(selector, Select).value
+            return v if isinstance(v, str) else None
+
+        return (self.query_one("#data-search", Input).value, value("#data-flag"), value("#data-group"),
+                value("#data-length"))
+
+    def refilter(self) -> None:
+        if self.loaded is not None:
+            self._filter(self.loaded.index, *self._criteria())
+
+    @work(thread=True, exclusive=True, group="data-filter", exit_on_error=False)
+    def _filter(self, index: BrowseIndex, query: str, flag: str | None, group: str | None,
+                length: str | None) -> list[int]:
+        return index.filter(query, flag, group, length)
+
+    @on(Input.Changed, "#data-search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        if self.loaded is not None and len(self.loaded.index) <= LIVE_SEARCH_ROWS:
+            self.refilter()
+
+    @on(Input.Submitted, "#data-search")
+    def _search_submitted(self) -> None:
+        self.refilter()
+        self.query_one("#data-table", TripletTable).focus()
+
+    @on(Select.Changed)
+    def _select_changed(self) -> None:
+        self.refilter()
+
+    # --- detail -----------------------------------------------------------------------------------
+
+    @on(TripletTable.CursorMoved)
+    def _cursor_moved(self, event: TripletTable.CursorMoved) -> None:
+        self._detail_index = event.index
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_DELAY_S, self._update_detail)
+
+    def _update_detail(self) -> None:
+        self._detail_timer = None
+        detail = self.query_one("#data-detail", TripletDetail)
+        i = self._detail_index
+        if self.loaded is None or not 0 <= i < len(self.loaded.index):
+            detail.show(None)
+            return
+        detail.show(self.loaded.index.triplets[i], i, self.loaded.index.flag_labels(i))
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        current = self.loaded.request.source if self.loaded else ""
+
+        def opened(request: OpenRequest | None) -> None:
+            if request is not None:
+                self.open_request(request)
+
+        self.app.push_screen(OpenDatasetDialog(current), opened)
+
+    def action_search(self) -> None:
+        self.query_one("#data-search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#data-search", Input)
+        if search.value:
+            search.value = ""
+            self.refilter()
+        self.query_one("#data-table", TripletTable).focus()
+
+    def action_toggle_stats(self) -> None:
+        tabs = self.query_one("#data-right", TabbedContent)
+        tabs.active = "data-tab-detail" if tabs.active == "data-tab-stats" else "data-tab-stats"
+
+    # --- status -----------------------------------------------------------------------------------
+
+    def _status(self, text: str) -> None:
+        self.query_one("#data-status", Static).update(text)
+
+    def _status_counts(self, shown: int) -> None:
+        if self.loaded is None:
+            return
+        report = self.loaded.result.report
+        name = self.loaded.request.source or "bundled sample"
+        self._status(
+            f"{name}  ·  {self.loaded.result.format}  ·  showing {shown:,} of {report.usable:,} usable"
+            f"  ·  {report.rows_read:,} rows read, {report.dropped_total:,} dropped"
+        )
+
+
+def open_dataset(app, source: str) -> None:
+    """Switch to the Data area and open `source` there ("" for the bundled sample)."""
+    app.switch_mode("data")
+
+    def go() -> None:
+        if isinstance(app.screen, DataScreen):
+            app.screen.open_source(source)
+
+    app.call_after_refresh(go)

@@ -1,0 +1,133 @@
+"""A check question: options picked with letter keys (or arrows and enter, or a click), feedback shown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Static
+
+LETTERS = "abcdefgh"
+
+
+class QuizOption(Static):
+    """One answer; a click picks it."""
+
+    def __init__(self, index: int, text: str) -> None:
+        super().__init__(f"{LETTERS[index]}) {text}", classes="quiz-option", markup=False)
+        self.index = index
+
+    def on_click(self) -> None:
+        quiz = next(a for a in self.ancestors if isinstance(a, Quiz))
+        quiz.focus()
+        quiz.choose(self.index)
+
+
+class Quiz(Vertical, can_focus=True):
+    """`spec` is a quiz WidgetSpec's params: question, options, answer_index, feedback, explanation."""
+
+    DEFAULT_CSS = """
+    Quiz {
+        height: auto; border: round $secondary; padding: 0 1; margin: 1 0;
+    }
+    Quiz:focus-within, Quiz:focus { border: round $accent; }
+    Quiz .quiz-question { text-style: bold; margin-bottom: 1; }
+    Quiz .quiz-option { padding-left: 1; }
+    Quiz .quiz-option.-cursor { background: $boost; text-style: bold; }
+    Quiz .quiz-option.-right { color: $success; }
+    Quiz .quiz-option.-wrong { color: $error; }
+    Quiz .quiz-feedback { margin-top: 1; display: none; }
+    Quiz.-answered .quiz-feedback { display: block; }
+    Quiz .quiz-hint { color: $text-muted; }
+    Quiz.-answered .quiz-hint { display: none; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "choose(0)", "Answer a", id="quiz-a", show=False),
+        Binding("b", "choose(1)", "Answer b", id="quiz-b", show=False),
+        Binding("c", "choose(2)", "Answer c", id="quiz-c", show=False),
+        Binding("d", "choose(3)", "Answer d", id="quiz-d", show=False),
+        Binding("e", "choose(4)", "Answer e", id="quiz-e", show=False),
+        Binding("up", "move(-1)", "Previous option", id="quiz-up", show=False),
+        Binding("down", "move(1)", "Next option", id="quiz-down", show=False),
+        Binding("enter", "choose_cursor", "Answer", id="quiz-enter"),
+    ]
+
+    @dataclass
+    class Answered(Message):
+        quiz: Quiz
+        choice: int
+        correct: bool
+
+    cursor: reactive[int] = reactive(0)
+    choice: reactive[int | None] = reactive(None)
+
+    def __init__(self, params: dict, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.params = params
+        self.options: list[str] = params["options"]
+        self.answer_index: int = params["answer_index"]
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.params["question"], classes="quiz-question", markup=False)
+        for i, text in enumerate(self.options):
+            yield QuizOption(i, text)
+        letters = "/".join(LETTERS[: len(self.options)])
+        yield Static(f"press {letters}, or up/down and enter", classes="quiz-hint")
+        yield Static("", classes="quiz-feedback", markup=False)
+
+    def on_mount(self) -> None:
+        self.watch_cursor(self.cursor)
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, len(self.options) - 1))
+
+    def watch_cursor(self, value: int) -> None:
+        for option in self.query(QuizOption):
+            option.set_class(option.index == value and self.has_focus, "-cursor")
+
+    def on_focus(self) -> None:
+        self.watch_cursor(self.cursor)
+
+    def on_blur(self) -> None:
+        self.watch_cursor(self.cursor)
+
+    def action_move(self, step: int) -> None:
+        self.cursor += step
+
+    def action_choose_cursor(self) -> None:
+        self.choose(self.cursor)
+
+    def action_choose(self, index: int) -> None:
+        if index < len(self.options):
+            self.choose(index)
+
+    def choose(self, index: int) -> None:
+        self.cursor = index
+        self.choice = index
+
+    def watch_choice(self, choice: int | None) -> None:
+        if choice is None:
+            return
+        correct = choice == self.answer_index
+        for option in self.query(QuizOption):
+            option.set_class(option.index == choice and correct, "-right")
+            option.set_class(option.index == choice and not correct, "-wrong")
+        self.query_one(".quiz-feedback", Static).update(self.feedback_text(choice))
+        self.add_class("-answered")
+        self.post_message(self.Answered(self, choice, correct))
+
+    def feedback_text(self, choice: int) -> str:
+        correct = choice == self.answer_index
+        verdict = "Correct." if correct else f"Not quite: the answer is {LETTERS[self.answer_index]})."
+        parts = [verdict]
+        specific = self.params["feedback"][choice]
+        if specific:
+            parts.append(specific)
+        if self.params.get("explanation"):
+            parts.append(self.params["explanation"])
+        return " ".join(parts)
