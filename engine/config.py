@@ -83,8 +83,8 @@ class TrainConfig:
     warmup_ratio: float = 0.05
     epochs: float = 2.0
     max_steps: int = 0
-    batch_size: int = 8
-    grad_accum: int = 4
+    batch_size: int = 16
+    grad_accum: int = 2
     max_length: int = 512
     lora_r: int = 16
     lora_alpha: int = 32
@@ -93,7 +93,7 @@ class TrainConfig:
     seed: int = 42
     precision: str = "auto"
     gradient_checkpointing: bool = False
-    precompute_ref: bool = False
+    precompute_ref: bool = True
     group_by_length: bool = False
     optim: str = "adamw_torch"
     eval_steps: int = 25
@@ -129,10 +129,14 @@ class TrainConfig:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError("config file not found", where=str(path)) from None
+        except IsADirectoryError:
+            raise ConfigError("is a folder, not a TOML config file", where=str(path)) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"not valid TOML: {exc}", where=str(path)) from None
         except UnicodeDecodeError:
             raise ConfigError("not a UTF-8 text file", where=str(path)) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read the config file: {exc.strerror or exc}", where=str(path)) from None
         # Accept either a flat table or one under [train].
         if "train" in data and isinstance(data["train"], dict):
             data = data["train"]

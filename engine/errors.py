@@ -21,7 +21,8 @@ class UserError(Exception):
         text = f"{self.where}: {self.message}" if self.where else self.message
         if self.remedy:
             text += f" ({self.remedy})"
-        return text
+        # A message quoting a library's multi-line error still prints as one line.
+        return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
 class DataError(UserError):

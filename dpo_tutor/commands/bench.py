@@ -1,13 +1,51 @@
-"""`dpo-tutor bench`: benchmark DPO training pipelines."""
+"""`dpo-tutor bench`: train the same pairs under several pipelines and print a table."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+DESCRIPTION = """\
+Train the same pairs with the same hyperparameters and number of optimizer steps under several
+pipelines (plain TRL with its defaults, Unsloth as its notebooks configure it, and ours), each in its
+own process, and print pairs/s, tokens/s, time to the first step, peak GPU memory and the end-of-run
+loss, margin and accuracy, with the ratio to plain TRL. Pipelines that need CUDA or Unsloth are
+skipped (with the reason) where those are missing."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("bench", help="benchmark DPO training pipelines", description="benchmark DPO training pipelines")
+    p = sub.add_parser("bench", help="benchmark DPO training pipelines", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="tiny", help="model to train (default: tiny, for a quick CPU check)")
+    p.add_argument("--data", default="", help="preference data (default: the bundled sample)")
+    p.add_argument("--steps", type=int, default=12, help="optimizer steps per pipeline (default 12)")
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--max-pairs", type=int, default=0)
+    p.add_argument("--pipelines", default="trl-defaults,unsloth-notebook,ours-hf,ours-unsloth,low-memory,low-memory-hf",
+                   help="comma-separated pipelines to run")
+    p.add_argument("--out", default="", help="folder for the pipelines' runs (default: a temporary folder)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON too")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("dpo-tutor bench: not built yet")
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from dpo_tutor.engine.bench import format_table, run_bench
+    from dpo_tutor.engine.errors import UserError
+
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="dpo-bench-"))
+    try:
+        results = run_bench(
+            model=args.model, data=args.data, steps=args.steps, max_length=args.max_length,
+            max_pairs=args.max_pairs, pipelines=[p.strip() for p in args.pipelines.split(",") if p.strip()],
+            out_dir=out, progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except UserError as exc:
+        print(f"dpo-tutor bench: {exc.one_line()}", file=sys.stderr)
+        return 2
+    print(format_table(results))
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], default=str))
+    return 0 if all(r.state in ("finished", "skipped") for r in results) else 1

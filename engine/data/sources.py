@@ -136,8 +136,9 @@ def _decode_error(path: Path, line: int, e: UnicodeDecodeError) -> DataError:
     )
 
 
-def _json_error(path: Path, line: int, e: json.JSONDecodeError) -> DataError:
-    column = e.colno if e.lineno == 1 else e.pos + 1
+def _json_error(path: Path, line: int, e: json.JSONDecodeError, column: int | None = None) -> DataError:
+    # One JSON Lines row is parsed alone: an error at its closing newline is still on that line.
+    column = column or (e.colno if e.lineno == 1 else e.pos + 1)
     return DataError(f"broken JSON: {e.msg} at column {column}", where=f"{path}:{line}")
 
 
@@ -187,7 +188,7 @@ def _whole_object(path: Path) -> Rows:
     except UnicodeDecodeError as e:
         raise _decode_error(path, 1, e) from None
     except json.JSONDecodeError as e:
-        raise _json_error(path, e.lineno, e) from None
+        raise _json_error(path, e.lineno, e, column=e.colno) from None
     yield f"{path.name}:1", row
 
 
@@ -202,7 +203,7 @@ def _json_rows(path: Path) -> Rows:
         line = data[: e.start].count(b"\n") + 1
         raise DataError("not UTF-8 text", where=f"{path}:{line}", remedy="save the file as UTF-8") from None
     except json.JSONDecodeError as e:
-        raise _json_error(path, e.lineno, e) from None
+        raise _json_error(path, e.lineno, e, column=e.colno) from None
     del data
     if not isinstance(items, list):
         raise DataError(f"expected a JSON array of objects, found a {type(items).__name__}", where=str(path))

@@ -1,10 +1,296 @@
-"""The Chat area. Not built yet: it says what it will do and which command gets there."""
+"""The Chat area: one prompt, the base and the aligned model answering side by side, streaming.
+
+One model is in memory: the run's base with its LoRA adapter ("aligned"), and the same model with the
+adapter switched off ("base"); `engine.generation` answers both at once. Loading and generation run in
+thread workers that only post messages; the screen appends each side's text through a Markdown stream.
+"""
 
 from __future__ import annotations
 
-from .placeholder import AreaPlaceholder
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Select, Static
+
+from ..widgets.chat_column import ChatColumn
+
+PROBES = (
+    "How do I bake a cake?",
+    "How to break into a car?",
+    "What's the cure for cancer?",
+)
 
 
-class ChatScreen(AreaPlaceholder):
+def runs_with_adapters(runs_dir: Path) -> list[tuple[str, str]]:
+    """(label, path) of runs that have a saved adapter, newest first."""
+    from dpo_tutor.engine.runs import list_runs
+
+    try:
+        runs = list_runs(runs_dir)
+    except Exception:  # noqa: BLE001 - an unreadable runs folder is shown as empty, not a crash
+        return []
+    return [(f"{r.path.name} ({r.state})", str(r.path)) for r in runs if r.has_adapter]
+
+
+class ChatScreen(Screen):
+    DEFAULT_CSS = """
+    ChatScreen #chat-top { height: 3; }
+    ChatScreen #chat-run { width: 1fr; }
+    ChatScreen #chat-settings { width: auto; padding: 1 1 0 1; color: $text-muted; }
+    ChatScreen #chat-columns { height: 1fr; }
+    ChatScreen #chat-status { height: 1; color: $text-muted; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding("ctrl+t", "toggle_sampling", "Greedy/sampled", id="chat-sampling"),
+        Binding("ctrl+s", "stop", "Stop", id="chat-stop", priority=True),
+        Binding("f1", "probe(0)", "Probe: cake", id="chat-probe-1"),
+        Binding("f2", "probe(1)", "Probe: car", id="chat-probe-2"),
+        Binding("f3", "probe(2)", "Probe: cancer", id="chat-probe-3"),
+        Binding("ctrl+n", "new_conversation", "New chat", id="chat-new"),
+        Binding("ctrl+o", "pick_run", "Pick run", id="chat-pick-run"),
+    ]
+
+    sampled: reactive[bool] = reactive(False)
+    generating: reactive[bool] = reactive(False)
+
+    @dataclass
+    class Loaded(Message):
+        run: str
+        strategy: str
+        error: str = ""
+
+    @dataclass
+    class Delta(Message):
+        side: str
+        text: str
+        tokens: int
+        elapsed: float
+        done: bool
+        reason: str
+
+    @dataclass
+    class Finished(Message):
+        error: str = ""
+
     def __init__(self) -> None:
-        super().__init__("Chat", "One prompt, the base and the aligned model answering side by side. Command: dpo-tutor chat RUN --prompt ...")
+        super().__init__()
+        self.chat = None  # engine.generation.TwoSidedChat once a run is loaded
+        self.run_path: str | None = None
+        self.wanted_run: str | None = None  # picked once mounted (command palette)
+        self.max_new_tokens = 256
+        self.temperature = 0.7
+        self.top_p = 0.9
+        self._stop = threading.Event()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="chat-top"):
+            yield Select([], prompt="Pick the run whose adapter is the aligned model", id="chat-run")
+            yield Static("", id="chat-settings")
+        with Horizontal(id="chat-columns"):
+            yield ChatColumn("base", id="chat-base")
+            yield ChatColumn("aligned", id="chat-aligned")
+        yield Static("", id="chat-status")
+        yield Input(placeholder="Ask both models (F1-F3: the probe prompts)", id="chat-input", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_runs()
+        self.query_one("#chat-run", Select).focus()  # enter or space opens the run list
+        self._show_settings()
+        if self.wanted_run:
+            self.query_one("#chat-run", Select).value = self.wanted_run
+        self.set_status("Pick a run: its base model answers on the left, base + its LoRA adapter on the right.")
+
+    def on_screen_resume(self) -> None:
+        if not self.generating:
+            self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        select = self.query_one("#chat-run", Select)
+        options = runs_with_adapters(self.app.context.runs_dir)
+        current = select.value
+        select.set_options(options)
+        if current in [p for _, p in options]:
+            select.value = current
+        if not options:
+            self.set_status(f"No run with a trained adapter in {self.app.context.runs_dir}: train one first (3).")
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#chat-status", Static).update(text)
+
+    def column(self, side: str) -> ChatColumn:
+        return self.query_one(f"#chat-{side}", ChatColumn)
+
+    # ---- settings ----------------------------------------------------------------------------------
+    def settings(self):
+        from dpo_tutor.engine.generation import GenerationSettings
+
+        if self.sampled:
+            return GenerationSettings(self.max_new_tokens, self.temperature, self.top_p, seed=None)
+        return GenerationSettings(self.max_new_tokens)
+
+    def _show_settings(self) -> None:
+        mode = f"sampled T={self.temperature:g} top-p={self.top_p:g}" if self.sampled else "greedy"
+        strategy = f" · {self.chat.strategy}" if self.chat else ""
+        self.query_one("#chat-settings", Static).update(f"{mode} · max {self.max_new_tokens} tokens{strategy}")
+
+    def watch_sampled(self) -> None:
+        if self.is_mounted:
+            self._show_settings()
+
+    def watch_generating(self, generating: bool) -> None:
+        self.query_one("#chat-input", Input).placeholder = (
+            "Generating… (ctrl+s stops)" if generating else "Ask both models (F1-F3: the probe prompts)"
+        )
+
+    def action_toggle_sampling(self) -> None:
+        self.sampled = not self.sampled
+
+    # ---- loading a run -----------------------------------------------------------------------------
+    @on(Select.Changed, "#chat-run")
+    def _run_picked(self, event: Select.Changed) -> None:
+        if event.value is Select.BLANK or event.value == self.run_path or self.generating:
+            return
+        self.query_one("#chat-input", Input).disabled = True
+        self.set_status(f"Loading {Path(str(event.value)).name} …")
+        self.load_run(str(event.value))
+
+    def action_pick_run(self) -> None:
+        self.query_one("#chat-run", Select).focus()
+
+    @work(thread=True, exclusive=True, group="chat-load", exit_on_error=False)
+    def load_run(self, path: str) -> None:
+        from dpo_tutor.engine.generation import TwoSidedChat
+        from dpo_tutor.engine.models import load_aligned
+
+        try:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else None
+            model, tokenizer, _ = load_aligned(path, device=device)
+            chat = TwoSidedChat(model, tokenizer)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed
+            self.post_message(self.Loaded(path, "", error=str(exc).splitlines()[0] if str(exc) else repr(exc)))
+            return
+        self._loaded_chat = chat
+        self.post_message(self.Loaded(path, chat.strategy))
+
+    @on(Loaded)
+    async def _loaded(self, message: Loaded) -> None:
+        if message.error:
+            self.set_status(f"Could not load the run: {message.error}")
+            self.notify(message.error, title="chat", severity="error")
+            return
+        self.chat = self._loaded_chat
+        self.run_path = message.run
+        for side in ("base", "aligned"):
+            await self.column(side).clear()
+        self._show_settings()
+        entry = self.query_one("#chat-input", Input)
+        entry.disabled = False
+        entry.focus()
+        self.set_status(
+            f"{Path(message.run).name}: one model in memory, strategy '{message.strategy}'. "
+            "Ask something, or press F1-F3."
+        )
+
+    # ---- asking ------------------------------------------------------------------------------------
+    @on(Input.Submitted, "#chat-input")
+    async def _submitted(self, event: Input.Submitted) -> None:
+        text = event.value.strip()
+        if text:
+            event.input.value = ""
+            await self.ask(text)
+
+    async def action_probe(self, index: int) -> None:
+        await self.ask(PROBES[index])
+
+    async def ask(self, prompt: str) -> bool:
+        if self.chat is None:
+            self.notify("Pick a run first.", title="chat", severity="warning")
+            return False
+        if self.generating:
+            self.notify("Still answering: ctrl+s stops it.", title="chat")
+            return False
+        self.generating = True
+        for side in ("base", "aligned"):
+            await self.column(side).begin_turn(prompt)
+        self._stop.clear()
+        self.set_status(f"Answering ({self.settings().label()}) …")
+        self.generate(prompt, self.settings())
+        return True
+
+    def action_stop(self) -> None:
+        if self.generating:
+            self._stop.set()
+
+    async def action_new_conversation(self) -> None:
+        if self.generating or self.chat is None:
+            return
+        self.chat.reset()
+        for side in ("base", "aligned"):
+            await self.column(side).clear()
+        self.set_status("New conversation: both histories cleared.")
+
+    @work(thread=True, exclusive=True, group="chat-generate", exit_on_error=False)
+    def generate(self, prompt: str, settings) -> None:
+        try:
+            for d in self.chat.stream(prompt, settings, self._stop):
+                self.post_message(self.Delta(d.side, d.text, d.tokens, d.elapsed, d.done, d.reason))
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not swallowed
+            self.post_message(self.Finished(error=str(exc) or repr(exc)))
+            return
+        self.post_message(self.Finished())
+
+    @on(Delta)
+    async def _delta(self, message: Delta) -> None:
+        column = self.column(message.side)
+        await column.write(message.text)
+        column.tokens = message.tokens
+        if message.done or message.tokens % 8 == 0:
+            rate = message.tokens / message.elapsed if message.elapsed > 0 else 0.0
+            column.tokens_per_s = rate
+            end = {"eos": "done", "length": "token limit", "stopped": "stopped"}.get(message.reason, "…")
+            column.set_stats(f"{message.tokens} tokens · {rate:.1f} tokens/s · {end}")
+
+    @on(Finished)
+    async def _finished(self, message: Finished) -> None:
+        for side in ("base", "aligned"):
+            await self.column(side).end_turn()
+        self.generating = False
+        if message.error:
+            self.set_status(f"Generation failed: {message.error}")
+            self.notify(message.error, title="chat", severity="error")
+        else:
+            stopped = " (stopped)" if self._stop.is_set() else ""
+            self.set_status(f"Answered{stopped}. Each side keeps its own history; ctrl+n starts over.")
+
+
+def open_run(app, mode: str, path: str) -> None:
+    """Switch to the Evaluate or Chat area with this run picked (command palette)."""
+    app.switch_mode(mode)
+    screen = app.screen
+    selects = screen.query(Select) if screen.is_mounted else []
+    if selects:
+        selects.first().value = path
+    else:  # first visit: the screen picks it once composed
+        screen.wanted_run = path
+
+
+def palette_entries(app) -> list[tuple[str, str, object]]:
+    entries = []
+    for label, path in runs_with_adapters(app.context.runs_dir):
+        name = Path(path).name
+        entries.append((f"evaluate run: {name}", label, lambda p=path: open_run(app, "evaluate", p)))
+        entries.append((f"chat with run: {name}", label, lambda p=path: open_run(app, "chat", p)))
+    return entries

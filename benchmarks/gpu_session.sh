@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The GPU checks, run on the lent H100 through the device tool after ../shared/gpu's two staging calls:
+#   call: source .gpu/s2/setup.sh && bash benchmarks/gpu_session.sh STAGE
+# STAGE: hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
+#        unsloth (default recipe on Unsloth, plus our Unsloth pipelines), bench (the other pipelines + a real OOM).
+# Everything it produces goes under $OUT (at most 8 files come back: results are tarred).
+set -u
+R=$(pwd)
+stage=${1:?stage}
+export DPO_TUTOR_CACHE_DIR=/tmp/dpo-cache PYTHONUNBUFFERED=1 UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_cache
+DATA=$R/.gpu/data/harmless-base-test.jsonl.gz
+X=${EXTRA_TRAIN_FLAGS:-}  # rehearsal on a CPU: EXTRA_TRAIN_FLAGS="--max-steps 20 --max-length 128" DPO_GGUF=tiny
+if [ -z "${LOCAL_REHEARSAL:-}" ]; then
+  python3 -m pip install -q --upgrade --no-deps --no-index --no-build-isolation --target /tmp/site "$R" 2>&1 | grep -v "Running pip as" | tail -2
+fi
+mkdir -p /tmp/runs "$OUT/x"
+cd /tmp
+dpo() { python3 -m dpo_tutor "$@"; }
+log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
+
+case $stage in
+hf)
+  mkdir -p /tmp/tmuxroot
+  for f in "$R"/.gpu/deb/*.deb; do dpkg -x "$f" /tmp/tmuxroot; done
+  export LD_LIBRARY_PATH=/tmp/tmuxroot/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+  T=/tmp/tmuxroot/usr/bin/tmux
+  log "hf default recipe, detached"
+  dpo train --model "$DPO_GGUF" --data "$DATA" --backend hf --out /tmp/runs/hf-default --detach $X 2>&1 | tee -a "$OUT/session.log"
+  sleep 3
+  $T new -d -s t -x 120 -y 40 "env DPO_TUTOR_RUNS_DIR=/tmp/runs TERM=xterm-256color python3 -m dpo_tutor; sleep 600"
+  sleep 8; $T send-keys -t t 3; sleep 4; $T send-keys -t t C-p; sleep 2; $T send-keys -t t "open run hf-default"; sleep 2
+  $T send-keys -t t Enter
+  for i in $(seq 1 60); do
+    sleep 6
+    last=$(tail -n 1 /tmp/runs/hf-default/events.jsonl 2>/dev/null | cut -c1-160)
+    { echo "=== capture $i at $(date +%T) last event: $last"; $T capture-pane -p -t t; } >> "$OUT/x/screens.txt"
+    grep -q '"type": "\(finished\|failed\|stopped\)"' /tmp/runs/hf-default/events.jsonl 2>/dev/null && break
+  done
+  sleep 4; { echo "=== final at $(date +%T)"; $T capture-pane -p -t t; } >> "$OUT/x/screens.txt"
+  $T kill-server 2>/dev/null
+  dpo runs --runs-dir /tmp/runs --json > "$OUT/x/runs.json" 2>&1
+  log "eval"
+  dpo eval /tmp/runs/hf-default --json > "$OUT/x/eval.json" 2> "$OUT/x/eval.err"; log "eval rc=$?"
+  log "chat"
+  dpo chat /tmp/runs/hf-default --prompt "How to break into a car?" --json > "$OUT/x/chat.json" 2> "$OUT/x/chat.err"; log "chat rc=$?"
+  python3 "$R/benchmarks/chat_bench.py" --run /tmp/runs/hf-default --json "$OUT/x/chat_bench.json" > "$OUT/x/chat_bench.txt" 2>&1; log "chat bench rc=$?"
+  cat "$OUT/x/chat_bench.txt" | tail -12
+  ;;
+unsloth)
+  log "unsloth default recipe"
+  dpo train --model "$DPO_GGUF" --data "$DATA" --backend unsloth --out /tmp/runs/unsloth-default --quiet $X > "$OUT/x/unsloth-train.out" 2>&1; log "rc=$?"
+  dpo runs --runs-dir /tmp/runs --json > "$OUT/x/runs-unsloth.json" 2>&1
+  log "bench: unsloth pipelines"
+  dpo bench --model "$DPO_GGUF" --data "$DATA" --steps 12 --pipelines ours-unsloth,low-memory --out /tmp/bench --json > "$OUT/x/bench-unsloth.txt" 2> "$OUT/x/bench-unsloth.err"; log "rc=$?"
+  cat "$OUT/x/bench-unsloth.txt" | head -8
+  ;;
+bench)
+  P=${PIPELINES:-trl-defaults,ours-hf,low-memory-hf,unsloth-notebook}
+  log "bench: $P"
+  dpo bench --model "$DPO_GGUF" --data "$DATA" --steps 12 --pipelines "$P" --out /tmp/bench --json > "$OUT/x/bench-other.txt" 2> "$OUT/x/bench-other.err"; log "rc=$?"
+  cat "$OUT/x/bench-other.txt" | head -8
+  [ -n "${NO_OOM:-}" ] && { tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; exit 0; }
+  log "real OOM"
+  dpo train --model "$DPO_GGUF" --data "$DATA" --backend hf --batch-size 1024 --grad-accum 1 --max-length 1024 --max-steps 2 --no-precompute-ref --out /tmp/runs/oom --quiet > "$OUT/x/oom.out" 2>&1; log "oom rc=$?"
+  tail -n 2 /tmp/runs/oom/events.jsonl >> "$OUT/x/oom.out"
+  ;;
+esac
+# what comes back: one tarball of the small run files, plus the session log
+tar czf "$OUT/results-$stage.tgz" -C "$OUT" x
+tar czf "$OUT/runs-$stage.tgz" -C /tmp $(cd /tmp && find runs bench -maxdepth 2 \( -name events.jsonl -o -name config.toml -o -name train.log -o -name 'report.*' \) 2>/dev/null) 2>/dev/null
+rm -rf "$OUT/x"
+log "done $stage"

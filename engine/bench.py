@@ -1,0 +1,215 @@
+"""`dpo-tutor bench`: the same pairs, hyperparameters and number of optimizer steps, trained by several
+pipelines, each in its own `dpo-tutor train` process (so import time, time to first step and peak GPU
+memory are each pipeline's own), and a table of what each achieved.
+
+A pipeline changes only how a step is computed (micro-batch vs accumulation, gradient checkpointing,
+reference scored once or every step, length grouping, backend, optimizer), never the learning setup:
+every pipeline uses the same learning rate, beta, effective batch, max_length, LoRA and seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .events import read_events
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    key: str
+    label: str
+    flags: tuple[str, ...]
+    needs_cuda: bool = False
+    needs_unsloth: bool = False
+
+
+EFFECTIVE_BATCH = 32
+
+PIPELINES: dict[str, Pipeline] = {
+    p.key: p
+    for p in (
+        Pipeline(
+            "trl-defaults",
+            "plain TRL (its defaults: batch 8, gradient checkpointing, reference every step)",
+            ("--backend", "hf", "--batch-size", "8", "--grad-accum", "4", "--gradient-checkpointing",
+             "--no-precompute-ref", "--no-group-by-length", "--optim", "adamw_torch"),
+        ),
+        Pipeline(
+            "unsloth-notebook",
+            "Unsloth as its DPO notebooks configure it (batch 2 x 16, its checkpointing, 8-bit AdamW)",
+            ("--backend", "unsloth", "--batch-size", "2", "--grad-accum", "16", "--gradient-checkpointing",
+             "--no-precompute-ref", "--no-group-by-length", "--optim", "adamw_8bit"),
+            needs_cuda=True, needs_unsloth=True,
+        ),
+        Pipeline(
+            "ours-hf",
+            "ours on hf: batch 16 x 2, no checkpointing, reference scored once",
+            ("--backend", "hf", "--batch-size", "16", "--grad-accum", "2", "--no-gradient-checkpointing",
+             "--precompute-ref", "--no-group-by-length", "--optim", "adamw_torch"),
+        ),
+        Pipeline(
+            "ours-unsloth",
+            "ours on Unsloth: batch 32, no checkpointing, reference scored once",
+            ("--backend", "unsloth", "--batch-size", "32", "--grad-accum", "1", "--no-gradient-checkpointing",
+             "--precompute-ref", "--no-group-by-length", "--optim", "adamw_torch"),
+            needs_cuda=True, needs_unsloth=True,
+        ),
+        Pipeline(
+            "low-memory",
+            "ours, low memory: batch 16 x 2 with Unsloth's checkpointing, reference scored once",
+            ("--backend", "unsloth", "--batch-size", "16", "--grad-accum", "2", "--gradient-checkpointing",
+             "--precompute-ref", "--no-group-by-length", "--optim", "adamw_torch"),
+            needs_cuda=True, needs_unsloth=True,
+        ),
+        Pipeline(
+            "low-memory-hf",
+            "ours, low memory on hf: batch 16 x 2 with checkpointing, reference scored once",
+            ("--backend", "hf", "--batch-size", "16", "--grad-accum", "2", "--gradient-checkpointing",
+             "--precompute-ref", "--no-group-by-length", "--optim", "adamw_torch"),
+        ),
+    )
+}
+BASELINE = "trl-defaults"
+
+
+@dataclass
+class BenchResult:
+    key: str
+    label: str
+    state: str
+    skipped: str = ""
+    pairs_per_s: float | None = None
+    tokens_per_s: float | None = None
+    first_step_s: float | None = None
+    peak_gib: float | None = None
+    loss: float | None = None
+    margin: float | None = None
+    accuracy: float | None = None
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def available(pipeline: Pipeline) -> str:
+    """Empty when the pipeline can run here, else why not."""
+    if pipeline.needs_cuda or pipeline.needs_unsloth:
+        import importlib.util
+
+        if os.environ.get("DPO_TUTOR_FORCE_NO_CUDA"):
+            return "needs CUDA"
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - torch is a dependency
+            return "needs torch"
+        if not torch.cuda.is_available():
+            return "needs CUDA"
+        if pipeline.needs_unsloth and importlib.util.find_spec("unsloth") is None:
+            return "needs Unsloth (pip install 'dpo-tutor[gpu]')"
+    return ""
+
+
+def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2) -> float | None:
+    """Pairs per second between the (skip+1)-th step and the last one, from the events' timestamps."""
+    if len(steps) < skip + 2:
+        skip = 0
+    if len(steps) < 2:
+        return None
+    a, b = steps[skip], steps[-1]
+    elapsed = b["time"] - a["time"]
+    return (b["step"] - a["step"]) * pairs_per_step / elapsed if elapsed > 0 else None
+
+
+def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5) -> BenchResult:
+    events = read_events(run_dir)
+    result = BenchResult(pipeline.key, pipeline.label, state="missing")
+    steps = [e for e in events if e["type"] == "step"]
+    started = next((e for e in events if e["type"] == "run_started"), None)
+    end = next((e for e in reversed(events) if e["type"] in ("finished", "stopped", "failed")), None)
+    result.state = end["type"] if end else "interrupted"
+    if end and end["type"] == "failed":
+        result.error = f"{end.get('kind')}: {end.get('message')}"
+    if steps:
+        result.pairs_per_s = steady_rate(steps, EFFECTIVE_BATCH)
+        tok = [s["metrics"].get("tokens_per_s") for s in steps[2:] if s["metrics"].get("tokens_per_s")]
+        result.tokens_per_s = statistics.median(tok) if tok else None
+        last = [s["metrics"] for s in steps[-tail:]]
+        result.loss = statistics.fmean(m["loss"] for m in last if "loss" in m)
+        result.margin = statistics.fmean(m.get("rewards/margins", 0.0) for m in last)
+        result.accuracy = statistics.fmean(m.get("rewards/accuracies", 0.0) for m in last)
+        peaks = [s["metrics"].get("gpu_mem_peak_gib") for s in steps if s["metrics"].get("gpu_mem_peak_gib")]
+        result.peak_gib = max(peaks) if peaks else None
+        if started is not None:
+            proc_start = (end or {}).get("summary", {}).get("first_step_since_start_s")
+            result.first_step_s = proc_start if proc_start is not None else steps[0]["time"] - started["time"]
+        if started is not None:
+            result.extra["backend"] = started.get("backend")
+            result.extra["gpu"] = started.get("gpu_name") or started.get("device")
+    return result
+
+
+def run_pipeline(pipeline: Pipeline, *, out: Path, common: list[str], timeout: float | None = None) -> BenchResult:
+    why = available(pipeline)
+    if why:
+        return BenchResult(pipeline.key, pipeline.label, state="skipped", skipped=why)
+    cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *pipeline.flags]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    result = summarize_run(out, pipeline)
+    if proc.returncode != 0 and not result.error:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        result.error = lines[-1] if lines else f"exit code {proc.returncode}"
+        result.state = "failed"
+    return result
+
+
+def format_table(results: list[BenchResult]) -> str:
+    base = next((r for r in results if r.key == BASELINE and r.pairs_per_s), None)
+
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    rows = [
+        "| pipeline | pairs/s | x plain TRL | tokens/s | first step s | peak GiB | loss | margin | accuracy | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        ratio = r.pairs_per_s / base.pairs_per_s if (base and r.pairs_per_s) else None
+        note = r.skipped or r.error or r.state
+        rows.append(
+            f"| {r.key} | {num(r.pairs_per_s, '.1f')} | {num(ratio, '.2f')} | {num(r.tokens_per_s, '.0f')} | "
+            f"{num(r.first_step_s, '.1f')} | {num(r.peak_gib, '.2f')} | {num(r.loss, '.3f')} | "
+            f"{num(r.margin, '.3f')} | {num(r.accuracy, '.3f')} | {note} |"
+        )
+    return "\n".join(rows)
+
+
+def run_bench(
+    *, model: str, data: str, steps: int, pipelines: list[str], out_dir: Path, max_length: int = 512,
+    max_pairs: int = 0, lr: float = 5e-4, beta: float = 0.1, seed: int = 42, progress=None,
+) -> list[BenchResult]:
+    unknown = [p for p in pipelines if p not in PIPELINES]
+    if unknown:
+        from .errors import UserError
+
+        raise UserError(f"unknown pipeline(s): {', '.join(unknown)}", remedy=f"known: {', '.join(PIPELINES)}")
+    common = ["--model", model, "--max-steps", str(steps), "--max-length", str(max_length), "--lr", str(lr),
+              "--beta", str(beta), "--seed", str(seed), "--eval-steps", "0", "--save-steps", "0"]
+    if data:
+        common += ["--data", data]
+    if max_pairs:
+        common += ["--max-pairs", str(max_pairs)]
+    results = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for key in pipelines:
+        if progress:
+            progress(f"bench: {key} ...")
+        result = run_pipeline(PIPELINES[key], out=out_dir / key, common=common)
+        results.append(result)
+        if progress:
+            progress(f"bench: {key}: {result.state} {json.dumps(result.__dict__, default=str)}")
+    return results

@@ -1,0 +1,37 @@
+"""The trainer class our runs use: TRL's DPOTrainer, plus length-grouped batches when asked.
+
+Length grouping is ours because TRL's tokenized preference rows carry `prompt_ids`, `chosen_ids` and
+`rejected_ids` rather than the `input_ids` that transformers' `LengthGroupedSampler` looks for: we give
+it the length of the longer side of each pair, so pairs of similar length share a batch and little of
+a batch is padding. Everything else (loss, metrics, reference handling) is TRL's own.
+"""
+
+from __future__ import annotations
+
+
+def pair_lengths(dataset) -> list[int]:
+    """Tokens of prompt + the longer answer, for each tokenized preference row."""
+    return [
+        len(p) + max(len(c), len(r))
+        for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+    ]
+
+
+def trainer_class(group_by_length: bool):
+    """TRL's DPOTrainer (as patched by Unsloth when Unsloth was imported first), or a length-grouped one."""
+    from trl import DPOTrainer
+
+    if not group_by_length:
+        return DPOTrainer
+
+    class LengthGroupedDPOTrainer(DPOTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            from transformers.trainer_pt_utils import LengthGroupedSampler
+
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            return LengthGroupedSampler(
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                lengths=pair_lengths(dataset),
+            )
+
+    return LengthGroupedDPOTrainer

@@ -1,0 +1,473 @@
+"""The App-owned worker that starts, follows, stops and replays a training run.
+
+Training never runs in the UI process: `start()` launches `python -m dpo_tutor train --config ...
+--out RUN` as a subprocess (its stderr goes to `RUN/stderr.log`, so it survives the UI quitting), and
+an async worker owned by the App (not by a screen: switching modes never stops it) tails the run's
+`events.jsonl` with `EventTail`. Everything it learns goes into a plain `RunState` (summary, metrics
+store, log lines, timing); the Train screen is told with `RunWatcher.Changed`, a message that
+replaces an unprocessed one of its kind, so a backlog of steps collapses into one redraw.
+
+The worker's `finally` ends the process it started (SIGTERM: the engine stops gracefully, saving a
+checkpoint) unless the learner chose to leave the run running detached when quitting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpo_tutor.engine.events import EVENTS_FILE, TERMINAL_TYPES, EventTail, RunSummary, read_events
+from textual.message import Message
+
+from .metrics_store import MetricsStore
+from .replay import replay_delays
+
+if TYPE_CHECKING:
+    from dpo_tutor.engine.config import TrainConfig
+    from textual.app import App
+    from textual.message_pump import MessagePump
+    from textual.worker import Worker
+
+LOG_FILE = "train.log"  # the engine's log in the run folder; a subprocess started here writes its stderr there
+POLL_S = 0.1
+LOG_LINES = 2000
+
+
+@dataclass
+class RunState:
+    """What the UI knows about the run it shows; folded from events, no Textual inside."""
+
+    path: Path
+    mode: str = "live"  # live (started here) | attached (a running run) | replay
+    replay_speed: float = 0.0
+    summary: RunSummary = field(default_factory=RunSummary)
+    store: MetricsStore = field(default_factory=MetricsStore)
+    log: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_LINES))
+    log_count: int = 0  # lines ever added (the deque keeps the last LOG_LINES)
+    events_seen: int = 0
+    phase_since: float | None = None  # when the current phase began (event time)
+    step_times: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=30))
+    launched: float = field(default_factory=time.time)
+    ended: bool = False
+    exit_code: int | None = None
+    resumed_from: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    host: str | None = None  # where the process runs (from run_started)
+
+    @property
+    def is_replay(self) -> bool:
+        return self.mode == "replay"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def apply(self, event: dict[str, Any]) -> None:
+        self.events_seen += 1
+        previous_phase = self.summary.phase
+        self.summary.apply(event)
+        self.store.apply(event)
+        kind = event.get("type")
+        when = event.get("time")
+        if kind == "run_started":
+            self.config = dict(event.get("config") or {})
+            self.host = event.get("host")
+            self.phase_since = when
+            self.step_times.clear()
+            if event.get("resumed_from") is not None:
+                self.resumed_from = int(event["resumed_from"])
+        elif kind == "phase":
+            if event.get("phase") != previous_phase or self.phase_since is None:
+                self.phase_since = when
+            if event.get("total_steps"):
+                self.summary.total_steps = int(event["total_steps"])
+        elif kind == "step" and isinstance(when, (int, float)):
+            self.step_times.append((float(when), int(event.get("step", 0))))
+
+    def add_log(self, lines: list[str]) -> None:
+        self.log.extend(lines)
+        self.log_count += len(lines)
+
+    def new_log_lines(self, seen: int) -> list[str]:
+        """Lines added after the first `seen` ones (as many as are still kept)."""
+        fresh = min(self.log_count - seen, len(self.log))
+        return list(self.log)[len(self.log) - fresh :] if fresh > 0 else []
+
+    @property
+    def waiting_for_first_step(self) -> bool:
+        return self.summary.state in ("new", "running") and self.store.steps_logged() == 0
+
+    def steps_per_second(self) -> float | None:
+        """Optimizer steps per second over the last logged steps (None until two steps are known)."""
+        if len(self.step_times) < 2:
+            return None
+        (t0, s0), (t1, s1) = self.step_times[0], self.step_times[-1]
+        if t1 <= t0 or s1 <= s0:
+            return None
+        return (s1 - s0) / (t1 - t0)
+
+    def eta_seconds(self) -> float | None:
+        rate = self.steps_per_second()
+        total, step = self.summary.total_steps, self.summary.step
+        if rate is None or not total:
+            return None
+        return max(0.0, (total - step) / rate)
+
+    def mark_crashed(self, code: int | None) -> None:
+        """The process ended without a final event: a crash the engine could not report."""
+        self.summary.state = "failed"
+        self.summary.failure = {
+            "kind": "crashed",
+            "message": f"the training process exited with code {code} without a final event",
+            "remedies": [f"read the log pane or {self.path / LOG_FILE}"],
+        }
+
+
+class TextTail:
+    """Complete new lines of a growing text file (the process's stderr)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._rest = b""
+
+    def poll(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read(1 << 20)
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self._offset += len(chunk)
+        *lines, self._rest = (self._rest + chunk).split(b"\n")
+        # A progress bar redraws its line with carriage returns: keep what a terminal would show.
+        shown = (line.rstrip(b"\r").rsplit(b"\r", 1)[-1] for line in lines)
+        return [line.decode("utf-8", errors="replace") for line in shown if line.strip()]
+
+
+def log_path(run: Path) -> Path:
+    return run / LOG_FILE
+
+
+def train_command(prefix: tuple[str, ...], config_path: Path, run: Path, resume: bool) -> list[str]:
+    """The engine's CLI contract: `[python -m dpo_tutor] train --config F --out RUN [--resume RUN]`."""
+    base = list(prefix) if prefix else [sys.executable, "-m", "dpo_tutor"]
+    cmd = [*base, "train", "--config", str(config_path), "--out", str(run)]
+    if resume:
+        cmd += ["--resume", str(run)]
+    return [*cmd, "--quiet"]  # no progress bar in the log: the UI draws its own
+
+
+def pid_is_alive(pid: Any, host: Any) -> bool:
+    from dpo_tutor.engine.runs import pid_alive
+
+    return pid_alive(pid, host)
+
+
+@dataclass
+class Launch:
+    """A process this UI starts: its command, the temporary config it reads, and the process."""
+
+    command: list[str]
+    config_file: Path | None = None
+    process: asyncio.subprocess.Process | None = None
+
+    def forget_config_file(self, state: RunState) -> None:
+        """Remove the temporary config once the process has read it (it has, once it logged an event)."""
+        if self.config_file is None:
+            return
+        exited = self.process is not None and self.process.returncode is not None
+        if state.summary.state != "new" or exited:
+            self.config_file.unlink(missing_ok=True)
+            self.config_file = None
+
+
+class RunWatcher:
+    """One per App (see `watcher_of`): the run on show, and the process this UI started, if any."""
+
+    class Changed(Message):
+        """The run's state moved (events or log lines arrived). Replaces an unprocessed one."""
+
+        def __init__(self, state: RunState) -> None:
+            super().__init__()
+            self.state = state
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, RunWatcher.Changed)
+
+    class Ended(Message):
+        """The run reached a terminal state (finished, stopped, failed) or its replay ended."""
+
+        def __init__(self, state: RunState) -> None:
+            super().__init__()
+            self.state = state
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.state: RunState | None = None
+        self.process: asyncio.subprocess.Process | None = None
+        self.worker: Worker | None = None
+        self.target: MessagePump | None = None  # the Train screen, told about changes
+        self.detach = False  # leave our process running when the worker ends (quit: "leave running")
+        self.command: list[str] = []
+        self.stop_requested = False
+
+    # ---- what is going on -----------------------------------------------------------------------
+    @property
+    def following(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    @property
+    def process_running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    @property
+    def run_is_live(self) -> bool:
+        """A run is training right now (started here or re-attached), not a replay."""
+        return self.following and self.state is not None and not self.state.is_replay and not self.state.ended
+
+    # ---- actions --------------------------------------------------------------------------------
+    def start(self, config: TrainConfig, run: Path, *, resume: bool = False) -> RunState:
+        """Write `run/config.toml` and launch the engine on it; follow its log."""
+        config_path = run / "config.toml"
+        temporary = None
+        if not resume or not config_path.exists():
+            # The engine wants --out empty (train.log aside) and writes its own config.toml there:
+            # hand it the form's settings in a file of their own, removed once the run has started.
+            fd, name = tempfile.mkstemp(prefix=f"dpo-tutor-{run.name}-", suffix=".toml")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(config.to_toml())
+            config_path = temporary = Path(name)
+        prefix = tuple(getattr(getattr(self.app, "context", None), "train_command", ()) or ())
+        self.command = train_command(prefix, config_path, run, resume)
+        state = RunState(path=run, mode="live")
+        self._follow(state, Launch(self.command, temporary))
+        return state
+
+    def attach(self, run: Path) -> RunState:
+        """Follow a run someone else started (e.g. before an SSH drop): its log and its stderr file."""
+        state = RunState(path=run, mode="attached")
+        self._follow(state, None)
+        return state
+
+    def replay(self, run: Path, speed: float = 0.0) -> RunState:
+        """Show a finished run's curves again: at once (`speed` 0) or paced at `speed` x recorded time."""
+        state = RunState(path=run, mode="replay", replay_speed=speed)
+        state.summary.replay_of = run.name
+        self._follow(state, None)
+        return state
+
+    def stop(self) -> bool:
+        """Ask the training process to stop gracefully (SIGTERM); True when a signal was sent."""
+        self.stop_requested = True
+        if self.process_running:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            return True
+        state = self.state
+        if state and state.mode == "attached" and state.summary.pid and not state.ended:
+            host = state.host
+            if host in (None, socket.gethostname()) and pid_is_alive(state.summary.pid, host):
+                os.kill(int(state.summary.pid), signal.SIGTERM)
+                return True
+        return False
+
+    def cancel(self) -> None:
+        """Stop following (a replay or an attached run); a process started here is stopped too."""
+        if self.worker is not None:
+            self.worker.cancel()
+
+    # ---- the worker -----------------------------------------------------------------------------
+    def _follow(self, state: RunState, launch: Launch | None) -> None:
+        if self.process_running:
+            raise RuntimeError("a run started here is still training: stop it first")
+        if self.worker is not None:
+            self.worker.cancel()
+        self.state = state
+        self.detach = False
+        self.stop_requested = False
+        self.process = None
+        self.worker = self.app.run_worker(
+            self._watch(state, launch),
+            name=f"run:{state.name}",
+            group="train-run",
+            exclusive=True,
+            exit_on_error=False,
+        )
+
+    def _tell(self, message: Message) -> None:
+        target = self.target
+        if target is not None and target.is_attached:
+            target.post_message(message)
+
+    async def _watch(self, state: RunState, launch: Launch | None) -> None:
+        # `launch` (and its process) belongs to this worker alone: a later worker never touches it.
+        try:
+            if launch is not None:
+                try:
+                    await self._launch(state, launch)
+                except OSError as exc:
+                    state.summary.state = "failed"
+                    state.summary.failure = {"kind": "launch", "message": f"could not start the engine: {exc}",
+                                             "remedies": [f"check the command: {' '.join(launch.command)}"]}
+                    self._end(state)
+                    return
+            if state.is_replay:
+                await self._replay(state)
+            else:
+                await self._tail(state, launch)
+        except Exception as exc:
+            # A bug here must not take the app down (exit_on_error=False) nor go unseen.
+            state.ended = True
+            self.app.notify(f"{type(exc).__name__}: {exc}", title="Following the run stopped", severity="error")
+            raise
+        finally:
+            process = launch.process if launch else None
+            if launch is not None:
+                launch.forget_config_file(state)
+            if process is not None and process.returncode is None and not (self.detach or self.stop_requested):
+                process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), timeout=5)
+                except (asyncio.TimeoutError, asyncio.CancelledError):
+                    pass  # it is saving its checkpoint; it ends by itself (own session)
+
+    async def _launch(self, state: RunState, launch: Launch) -> None:
+        # As `dpo-tutor train --detach` does: stdout and stderr (where the engine logs, with
+        # DPO_TUTOR_DETACHED set) go to the run's train.log, so the run outlives this UI if asked to.
+        log = open(state.path / LOG_FILE, "ab")  # noqa: SIM115, ASYNC230 - handed to the child, closed below
+        try:
+            launch.process = self.process = await asyncio.create_subprocess_exec(
+                *launch.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # our terminal's signals are not its signals; it may outlive us
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "DPO_TUTOR_DETACHED": "1"},
+            )
+        finally:
+            log.close()
+        state.add_log([f"$ {' '.join(launch.command)}"])
+
+    async def _tail(self, state: RunState, launch: Launch | None) -> None:
+        events_tail = EventTail(state.path / EVENTS_FILE)
+        log_tail = TextTail(log_path(state.path))
+        while True:
+            moved = self._poll(state, events_tail, log_tail, launch)
+            terminal = state.summary.state in TERMINAL_TYPES
+            process = launch.process if launch else None
+            if process is not None and process.returncode is not None:
+                await asyncio.sleep(POLL_S)  # let the last lines land
+                self._poll(state, events_tail, log_tail, launch)
+                state.exit_code = process.returncode
+                if state.summary.state not in TERMINAL_TYPES:
+                    state.mark_crashed(process.returncode)
+                break
+            if terminal and process is None:
+                break
+            if process is None and state.summary.state == "running" and not self._attached_alive(state):
+                await asyncio.sleep(POLL_S)
+                self._poll(state, events_tail, log_tail, launch)
+                if state.summary.state not in TERMINAL_TYPES:
+                    state.summary.state = "interrupted"
+                break
+            if moved:
+                self._tell(RunWatcher.Changed(state))
+            await asyncio.sleep(POLL_S)
+        self._end(state)
+
+    def _attached_alive(self, state: RunState) -> bool:
+        if state.summary.pid is None:
+            return True
+        return pid_is_alive(state.summary.pid, state.host)
+
+    def _poll(self, state: RunState, events_tail: EventTail, log_tail: TextTail, launch: Launch | None) -> bool:
+        events = events_tail.poll()
+        for event in events:
+            state.apply(event)
+        if events and launch is not None:
+            launch.forget_config_file(state)
+        lines = log_tail.poll()
+        state.add_log(lines)
+        return bool(events or lines)
+
+    async def _replay(self, state: RunState) -> None:
+        events = read_events(state.path / EVENTS_FILE)
+        lines = TextTail(log_path(state.path)).poll()
+        state.add_log(lines)
+        delays = replay_delays(events, state.replay_speed)
+        for event, delay in zip(events, delays, strict=True):
+            if delay > 0:
+                self._tell(RunWatcher.Changed(state))
+                await asyncio.sleep(delay)
+            state.apply(event)
+        self._end(state)
+
+    def _end(self, state: RunState) -> None:
+        state.ended = True
+        self._tell(RunWatcher.Changed(state))
+        self._tell(RunWatcher.Ended(state))
+        if not state.is_replay:
+            notify_outcome(self.app, state)
+
+
+def notify_outcome(app: App, state: RunState) -> None:
+    """A notification for how a live run ended; a failure carries the engine's remedy."""
+    summary = state.summary
+    if summary.state == "failed":
+        failure = summary.failure or {}
+        remedies = failure.get("remedies") or []
+        text = str(failure.get("message") or "the run failed")
+        if remedies:
+            text += "\nTry: " + "; ".join(str(r) for r in remedies)
+        app.notify(text, title=f"Run failed ({failure.get('kind') or 'error'})", severity="error", timeout=30)
+    elif summary.state == "stopped":
+        app.notify(f"Stopped at step {summary.step}; a checkpoint was saved. Resume it from the runs list.",
+                   title="Run stopped", timeout=10)
+    elif summary.state == "finished":
+        where = f" Adapter: {summary.adapter}" if summary.adapter else ""
+        app.notify(f"Finished {summary.step} steps.{where}", title="Run finished", timeout=10)
+    elif summary.state == "interrupted":
+        app.notify("The run's process is gone and its log has no final event.", title="Run interrupted",
+                   severity="warning", timeout=10)
+
+
+def watcher_of(app: App) -> RunWatcher:
+    """The App's one run watcher, created on first use."""
+    watcher = getattr(app, "run_watcher", None)
+    if watcher is None:
+        watcher = RunWatcher(app)
+        app.run_watcher = watcher  # type: ignore[attr-defined]
+    return watcher
+
+
+async def quit_app(app: App) -> None:
+    """Quit; while a run trains, first ask whether to stop it or leave it running detached."""
+    watcher = getattr(app, "run_watcher", None)
+    if watcher is None or not watcher.run_is_live:
+        app.exit()
+        return
+    from .widgets.train_dialogs import QuitWhileTrainingDialog
+
+    if isinstance(app.screen, QuitWhileTrainingDialog):
+        return  # already asking
+    def decide(choice: str | None) -> None:
+        if choice == "stop":
+            watcher.stop()
+            app.exit()
+        elif choice == "detach":
+            watcher.detach = True
+            app.exit()
+
+    app.push_screen(QuitWhileTrainingDialog(watcher.state.name if watcher.state else "the run"), decide)

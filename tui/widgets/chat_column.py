@@ -1,0 +1,76 @@
+"""One side of the chat (base or aligned): its turns, streamed into Markdown, and its speed."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Markdown, Static
+from textual.widgets.markdown import MarkdownStream
+
+SIDE_TITLES = {
+    "base": "Base (before DPO: adapter off)",
+    "aligned": "Aligned (after DPO: base + LoRA)",
+}
+
+
+class ChatColumn(Vertical):
+    """Append-only: each answer streams into its own Markdown through `Markdown.get_stream()`, so a long
+    answer is never re-rendered whole per token."""
+
+    DEFAULT_CSS = """
+    ChatColumn { width: 1fr; border: round $panel; padding: 0 1; }
+    ChatColumn.-aligned { border: round $primary; }
+    ChatColumn > .chat-title { text-style: bold; }
+    ChatColumn > .chat-turns { height: 1fr; }
+    ChatColumn .chat-user { color: $text-muted; margin-top: 1; }
+    ChatColumn .chat-answer { margin: 0; }
+    ChatColumn > .chat-stats { color: $text-muted; height: 1; }
+    """
+
+    def __init__(self, side: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.side = side
+        self.add_class(f"-{side}")
+        self._stream: MarkdownStream | None = None
+        self.answers: list[str] = []  # the text of each answer, as streamed
+        self.tokens = 0
+        self.tokens_per_s = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static(SIDE_TITLES.get(self.side, self.side), classes="chat-title")
+        yield VerticalScroll(classes="chat-turns")
+        yield Static("", classes="chat-stats")
+
+    @property
+    def turns(self) -> VerticalScroll:
+        return self.query_one(".chat-turns", VerticalScroll)
+
+    async def begin_turn(self, prompt: str) -> None:
+        answer = Markdown("", classes="chat-answer")
+        await self.turns.mount(Static(f"> {prompt}", classes="chat-user", markup=False), answer)
+        self.turns.anchor()
+        self._stream = Markdown.get_stream(answer)
+        self.answers.append("")
+        self.tokens = 0
+        self.set_stats("…")
+
+    async def write(self, text: str) -> None:
+        if not text:
+            return
+        self.answers[-1] += text
+        if self._stream is not None:
+            await self._stream.write(text)
+
+    async def end_turn(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+
+    def set_stats(self, text: str) -> None:
+        self.query_one(".chat-stats", Static).update(text)
+
+    async def clear(self) -> None:
+        await self.end_turn()
+        await self.turns.remove_children()
+        self.answers = []
+        self.set_stats("")

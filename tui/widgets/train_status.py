@@ -1,0 +1,134 @@
+"""The Train screen's status line: phase, step / total, progress bar, ETA, pairs/s, GPU memory, backend.
+
+`status_text()` is a pure function of the run state (and the clock), so tests assert on what it says.
+"""
+
+from __future__ import annotations
+
+import time
+
+from dpo_tutor.engine.events import TERMINAL_TYPES
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ProgressBar, Static
+
+from ..run_watcher import RunState
+
+PHASE_LABELS = {
+    "loading_data": "loading data",
+    "loading_model": "loading model",
+    "compiling": "compiling kernels",
+    "training": "training",
+    "evaluating": "evaluating",
+    "saving": "saving",
+}
+
+IDLE_TEXT = "No run yet. Choose a preset or edit the settings, then press Start (ctrl+r); or open a run (ctrl+o)."
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def status_text(state: RunState | None, now: float | None = None) -> str:
+    """One or two lines saying what the run is doing."""
+    if state is None:
+        return IDLE_TEXT
+    now = time.time() if now is None else now
+    summary = state.summary
+    parts: list[str] = []
+    head = ""
+    if state.is_replay:
+        speed = "at once" if state.replay_speed <= 0 else f"at {state.replay_speed:g}x"
+        hw = summary.gpu_name or summary.device
+        head = f"REPLAY of {state.name}" + (f" (recorded on {hw})" if hw else "") + f", {speed}"
+        if state.ended:
+            head += ", done"
+        head += " | "
+    elif state.mode == "attached":
+        head = f"attached to {state.name} | "
+
+    step_part = f"step {summary.step}/{summary.total_steps or '?'}"
+    if summary.state in TERMINAL_TYPES or summary.state == "interrupted":
+        parts.append(f"{summary.state.upper()} at {step_part}")
+        if summary.state == "failed" and summary.failure:
+            parts.append(str(summary.failure.get("message") or ""))
+    elif summary.state == "new":
+        waited = duration(now - state.launched)
+        if state.is_replay:
+            parts.append("this run's log has no events")
+        elif state.mode == "attached":
+            parts.append(f"waiting for the run's first event ({waited})")
+        else:
+            parts.append(f"starting the training process ({waited})")
+    elif state.waiting_for_first_step:
+        label = PHASE_LABELS.get(summary.phase, summary.phase or "starting")
+        since = state.phase_since
+        text = label
+        if summary.phase_message:
+            text += f": {summary.phase_message}"
+        if since is not None and not state.is_replay:
+            text += f" ({duration(now - since)})"
+        parts.append(text)
+        if summary.backend == "unsloth" or summary.phase == "compiling":
+            parts.append("no steps yet: Unsloth compiles its kernels for ~40 s before the first step")
+        elif summary.phase == "training":
+            parts.append("waiting for the first step (the first forward and backward pass)")
+        else:
+            parts.append("no steps yet: the first step comes once the data and model are loaded")
+    else:
+        phase = PHASE_LABELS.get(summary.phase, summary.phase)
+        if summary.phase in ("training", "") or not summary.phase_message:
+            parts.append(f"{phase} {step_part}")
+        else:  # evaluating, saving, or loading again after a resume
+            parts.append(f"{phase}: {summary.phase_message} | {step_part}")
+        if summary.total_steps:
+            parts.append(f"{100 * summary.step / summary.total_steps:.0f}%")
+        eta = state.eta_seconds()
+        if eta is not None and not state.ended:
+            parts.append(f"ETA {duration(eta)}")
+    metrics = summary.last_metrics
+    if "pairs_per_s" in metrics:
+        parts.append(f"{metrics['pairs_per_s']:.1f} pairs/s")
+    if "gpu_mem_gib" in metrics:
+        mem = f"GPU {metrics['gpu_mem_gib']:.2f} GiB"
+        if "gpu_mem_peak_gib" in metrics:
+            mem += f" (peak {metrics['gpu_mem_peak_gib']:.2f})"
+        parts.append(mem)
+    if summary.backend:
+        where = summary.gpu_name or summary.device
+        parts.append(f"{summary.backend}" + (f" on {where}" if where else ""))
+    return head + " | ".join(p for p in parts if p)
+
+
+class TrainStatus(Vertical):
+    """The status line and a progress bar; `show(state)` updates both."""
+
+    DEFAULT_CSS = """
+    TrainStatus { height: auto; padding: 0 1; background: $boost; }
+    TrainStatus #status-line { height: 2; }  /* fixed: a new text never relayouts the screen */
+    TrainStatus.-replay #status-line { color: $warning; text-style: bold; }
+    TrainStatus.-failed #status-line { color: $error; }
+    TrainStatus Horizontal { height: 1; }
+    TrainStatus ProgressBar { width: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(IDLE_TEXT, id="status-line", markup=False)
+        with Horizontal():
+            yield ProgressBar(total=None, show_eta=False, id="status-progress")
+
+    def show(self, state: RunState | None) -> str:
+        text = status_text(state)
+        self.query_one("#status-line", Static).update(text)
+        self.set_class(bool(state and state.is_replay), "-replay")
+        self.set_class(bool(state and state.summary.state == "failed"), "-failed")
+        bar = self.query_one(ProgressBar)
+        if state is not None and state.summary.total_steps:
+            bar.update(total=state.summary.total_steps, progress=state.summary.step)
+        else:
+            bar.update(total=None)
+        return text
