@@ -366,23 +366,11 @@ def evaluate_loaded(
 
 
 def load_heldout(config) -> tuple[list, dict[str, Any]]:
-    """The run's held-out split, rebuilt exactly as training split it.
+    """The run's held-out split, rebuilt exactly as training split it (the same `split_for_run`)."""
+    from .data.split import run_row_limit, split_for_run
 
-    Same data, row limit, fraction and seed as `engine/train/driver.py` `_prepare_data` (which reads
-    a margin of rows beyond max_pairs): the split depends on which rows were read, so a different
-    limit would hold out different prompts, some of which the model trained on.
-    """
-    import math
-
-    from .data.load import load_triplets
-    from .data.split import train_heldout_split
-
-    max_rows = None
-    if config.max_pairs > 0:
-        max_rows = math.ceil(config.max_pairs / (1 - config.heldout_fraction) * 1.3) + config.eval_pairs + 16
-    loaded = load_triplets(config.data or None, format=config.data_format or None, columns=config.columns or None,
-                           max_rows=max_rows)
-    _, heldout = train_heldout_split(loaded.triplets, config.heldout_fraction, config.seed)
+    loaded, _, heldout = split_for_run(config)
+    max_rows = run_row_limit(config)
     info = {"source": config.data or "the bundled sample", "format": loaded.format, "pairs": len(loaded.triplets),
             "heldout": len(heldout), "heldout_fraction": config.heldout_fraction, "seed": config.seed,
             "max_rows": max_rows}

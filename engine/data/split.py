@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 from .triplet import Triplet
 
@@ -38,3 +39,30 @@ def train_heldout_split(
     train = [t for i, t in enumerate(triplets) if i not in held]
     heldout = [t for i, t in enumerate(triplets) if i in held]
     return train, heldout
+
+
+def run_row_limit(config) -> int | None:
+    """Rows a run reads: a margin beyond `max_pairs` (some rows are dropped, some held out), or all."""
+    if config.max_pairs <= 0:
+        return None
+    return math.ceil(config.max_pairs / (1 - config.heldout_fraction) * 1.3) + config.eval_pairs + 16
+
+
+def split_for_run(config, preloaded=None):
+    """(LoadResult, train, heldout) exactly as a run with this TrainConfig splits its data.
+
+    Training and evaluation both call this, so evaluation holds out the very prompts training never saw:
+    the split depends on which rows were read, so the row limit must be the same too.
+    """
+    from .load import load_triplets
+
+    result = preloaded or load_triplets(
+        config.data or None,
+        format=config.data_format or None,
+        columns=config.columns or None,
+        max_rows=run_row_limit(config),
+    )
+    train, heldout = train_heldout_split(result.triplets, config.heldout_fraction, config.seed)
+    if config.max_pairs > 0:
+        train = train[: config.max_pairs]
+    return result, train, heldout

@@ -39,7 +39,15 @@ from ..events import EVENTS_FILE, EventWriter, read_events
 from ..runs import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, LOG_FILE, MERGED_DIR
 from .backend import select_backend
 from .control import StopRequest, injected_oom_step
-from .launch import SHARED_DIR_ENV, choose_backend, is_main_process, launcher_pid, process_devices, world_size
+from .launch import (
+    SHARED_DIR_ENV,
+    allow_indexed_cpu_locations,
+    choose_backend,
+    is_main_process,
+    launcher_pid,
+    process_devices,
+    world_size,
+)
 
 log = logging.getLogger("dpo_tutor.train")
 
@@ -216,6 +224,8 @@ def _setup_log_file(run_dir: Path) -> logging.Handler | None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)  # other ranks: not the run folder
     else:
         handler = logging.FileHandler(run_dir / LOG_FILE, encoding="utf-8")
+    if not is_main_process():  # rank 0 tells the story; the others only their warnings
+        handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.getLogger("dpo_tutor").addHandler(handler)
     logging.getLogger("dpo_tutor").setLevel(logging.INFO)
@@ -300,24 +310,11 @@ def _execute(run: _Run, resume: bool) -> RunResult:
 
 def _prepare_data(run: _Run):
     """Load the pairs, split off the held-out slice, and build TRL datasets."""
-
-    from ..data.load import load_triplets
     from ..data.render import to_trl_record
-    from ..data.split import train_heldout_split
+    from ..data.split import split_for_run
 
     config = run.config
-    max_rows = None
-    if config.max_pairs > 0:  # read a margin more rows than needed: some are dropped, some held out
-        max_rows = math.ceil(config.max_pairs / (1 - config.heldout_fraction) * 1.3) + config.eval_pairs + 16
-    result = getattr(run, "preloaded", None) or load_triplets(
-        config.data or None,
-        format=config.data_format or None,
-        columns=config.columns or None,
-        max_rows=max_rows,
-    )
-    train, heldout = train_heldout_split(result.triplets, config.heldout_fraction, config.seed)
-    if config.max_pairs > 0:
-        train = train[: config.max_pairs]
+    result, train, heldout = split_for_run(config, getattr(run, "preloaded", None))
     heldout = heldout[: config.eval_pairs] if config.eval_pairs > 0 and config.eval_steps > 0 else []
     train_ds = _dataset([to_trl_record(t) for t in train])
     eval_ds = _dataset([to_trl_record(t) for t in heldout]) if heldout else None
@@ -370,6 +367,8 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     device = "cuda" if cuda else "cpu"
     gpu_name = torch.cuda.get_device_name(int(os.environ.get("LOCAL_RANK", "0"))) if cuda else ""
     dtype, bf16, fp16 = _precision(config.precision, cuda)
+    if world > 1 and not cuda:
+        allow_indexed_cpu_locations()  # resuming N CPU processes (see launch.py)
     if config.optim == "adamw_8bit" and not cuda:
         raise UserError("the 8-bit optimizer needs a CUDA GPU", where="optim", remedy="use adamw_torch")
     run.emit(
