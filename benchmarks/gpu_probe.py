@@ -130,7 +130,7 @@ def run_variant(name, args):
             def _get_train_sampler(self, train_dataset=None):
                 from transformers.trainer_pt_utils import LengthGroupedSampler
                 d = train_dataset if train_dataset is not None else self.train_dataset
-                lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(d["prompt_ids"], d["chosen_ids"], d["rejected_ids"])]
+                lengths = [len(p) + max(len(c), len(r)) for p, c, r in zip(d["prompt_ids"], d["chosen_ids"], d["rejected_ids"], strict=False)]
                 return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps, lengths=lengths)
         trainer_cls = LenTrainer
     trainer = trainer_cls(model=model, args=cfg, train_dataset=ds, processing_class=tok, peft_config=peft_config,

@@ -7,11 +7,13 @@ newline, so a process killed mid-write (a torn last line) never breaks a reader.
 Every event has `v` (schema version), `type`, `time` (unix seconds). Types and their fields:
 
 - `run_started`: run, pid, host, backend, backend_reason, device, gpu_name, versions{...}, config{...},
-  resumed_from (step or null), total_steps
+  resumed_from (step or null), total_steps, world_size and devices[...] (one per process; with
+  `--gpus N` pid is the launcher's, the process to signal)
 - `phase`: phase (one of PHASES), message
 - `step`: step, total_steps, epoch, metrics{TRL's names: loss, rewards/chosen, rewards/rejected,
   rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, learning_rate, grad_norm, ... plus
-  pairs_per_s, tokens_per_s, gpu_mem_gib, gpu_mem_peak_gib}
+  pairs_per_s, tokens_per_s, gpu_mem_gib, gpu_mem_peak_gib; on CUDA also gpu_mem_gib_per_device and
+  gpu_mem_peak_gib_per_device, lists in rank order}
 - `eval`: step, metrics{eval_loss, eval_rewards/..., ...}
 - `checkpoint`: step, path
 - `finished`: step, adapter, merged (or null), summary{...}

@@ -141,7 +141,10 @@ def resolve_model(spec: str | None) -> ModelSource:
             )
         return ModelSource("folder", spec, str(path.resolve()), path.name, "a local model folder")
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise ModelError("model not found", where=spec, remedy="give a hub id, a model folder, a .gguf file or 'tiny'")
+        raise ModelError(
+            "model not found", where=spec,
+            remedy="give a hub id, a model folder, a .gguf file, 'tiny', or offline: --model smollm2-gguf",
+        )
     # A hub id.
     if _hub_cached(spec):
         return ModelSource("hub", spec, spec, spec, "hub id (in the local cache)")

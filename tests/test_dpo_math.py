@@ -71,7 +71,7 @@ def test_curves_for_the_beta_explorer():
 def test_torch_version_matches_floats():
     torch = pytest.importorskip("torch")
     rows = [(-73.193, -62.841, -74.33, -62.015), (-40.0, -55.0, -40.0, -50.0), (-5.0, -5.0, -5.0, -5.0)]
-    pc, pr, rc, rr = (torch.tensor(col, dtype=torch.float64) for col in zip(*rows))
+    pc, pr, rc, rr = (torch.tensor(col, dtype=torch.float64) for col in zip(*rows, strict=False))
     terms = dm.torch_dpo_terms(0.1, pc, pr, rc, rr)
     for i, row in enumerate(rows):
         expected = dm.dpo_pair(0.1, *row)
@@ -153,7 +153,7 @@ def test_matches_trl_115_sigmoid_loss_and_logged_rewards():
     beta = 0.1
     rows = [(-73.193, -62.841, -74.33, -62.015), (-40.0, -55.0, -40.0, -50.0), (-12.5, -9.0, -12.0, -10.0),
             (-30.0, -30.0, -30.0, -30.0)]
-    pc, pr, rc, rr = (list(col) for col in zip(*rows))
+    pc, pr, rc, rr = (list(col) for col in zip(*rows, strict=False))
     trl_loss, trl_logs = _run_trl_compute_loss(beta, pc, pr, rc, rr)
     ours = dm.summarize_pairs([dm.dpo_pair(beta, *row) for row in rows]).as_trl_logs()
     assert trl_loss == pytest.approx(ours["loss"], rel=1e-5)

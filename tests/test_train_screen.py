@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
 from dpo_tutor.tui.app import DpoTutorApp
@@ -447,7 +446,6 @@ async def test_runs_list_and_palette_open_runs(runs_dir):
 
 
 # ---- end to end, the real engine on CPU ---------------------------------------------------------------
-@pytest.mark.slow
 async def test_the_tiny_model_trains_from_the_ui_in_a_real_subprocess(runs_dir):
     app = DpoTutorApp(AppContext(runs_dir=runs_dir))  # the real command: python -m dpo_tutor train
     async with app.run_test(size=SIZE) as pilot:

@@ -51,6 +51,7 @@ class DpoTutorApp(App):
         Binding("right_square_bracket", "walkthrough_step(1)", "Next stop", id="walkthrough-next", priority=True),
         Binding("left_square_bracket", "walkthrough_step(-1)", "Prev stop", id="walkthrough-prev", priority=True),
         Binding("question_mark", "help", "Help", id="help"),
+        Binding("escape", "leave_field", "Leave the field", show=False, id="leave-field"),
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True),
     ]
 
@@ -88,6 +89,10 @@ class DpoTutorApp(App):
         from .run_watcher import quit_app
 
         await quit_app(self)
+
+    def action_leave_field(self) -> None:
+        """Escape out of a text field, so the number keys switch areas again."""
+        self.screen.set_focus(None)
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from textual.message_pump import MessagePump
     from textual.worker import Worker
 
+REFUSAL_PREFIX = "dpo-tutor train: "  # how the engine's CLI prints the one line of a refused start
 LOG_FILE = "train.log"  # the engine's log in the run folder; a subprocess started here writes its stderr there
 POLL_S = 0.1
 LOG_LINES = 2000
@@ -123,13 +125,37 @@ class RunState:
         return max(0.0, (total - step) / rate)
 
     def mark_crashed(self, code: int | None) -> None:
-        """The process ended without a final event: a crash the engine could not report."""
+        """The process ended without a final event: the engine refused to start (exit 2, with its one
+        line in the log: bad data, bad settings, a refused model) or it crashed."""
         self.summary.state = "failed"
+        refusal = self.refusal() if code == 2 else None
+        if refusal is not None:
+            self.summary.failure = {"kind": "refused", "message": refusal, "remedies": []}
+            return
         self.summary.failure = {
             "kind": "crashed",
             "message": f"the training process exited with code {code} without a final event",
             "remedies": [f"read the log pane or {self.path / LOG_FILE}"],
         }
+
+
+    def refusal(self) -> str | None:
+        """The engine's one-line refusal (`dpo-tutor train: ...`) among the process's output, if any."""
+        for line in reversed(self.log):
+            if line.startswith(REFUSAL_PREFIX) and not line.startswith(f"{REFUSAL_PREFIX}warning:"):
+                return line[len(REFUSAL_PREFIX):]
+        return None
+
+
+def remove_unstarted(run: Path) -> bool:
+    """Remove a run folder that holds nothing but the log of a refused start; True when removed."""
+    try:
+        if not run.is_dir() or any(p.name != LOG_FILE for p in run.iterdir()):
+            return False
+        shutil.rmtree(run)
+    except OSError:
+        return False
+    return True
 
 
 class TextTail:
@@ -373,6 +399,8 @@ class RunWatcher:
                 state.exit_code = process.returncode
                 if state.summary.state not in TERMINAL_TYPES:
                     state.mark_crashed(process.returncode)
+                    if (state.summary.failure or {}).get("kind") == "refused":
+                        remove_unstarted(state.path)  # the line is shown; an empty run is not kept
                 break
             if terminal and process is None:
                 break

@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace) -> int:
     from dpo_tutor.engine.safety import preflight
 
     checked = preflight(config, config_file=args.config, flag_fields=flag_fields(args))
-    for warning in checked.warnings:
+    for warning in [] if worker else checked.warnings:  # the launcher said them already
         print(f"dpo-tutor train: warning: {warning}", file=sys.stderr)
     from dpo_tutor.engine.train.backend import select_backend
 
@@ -348,7 +348,8 @@ class _Progress:
         elif kind == "run_started":
             self._line(
                 f"run {event.get('run')}  backend {event.get('backend')} ({event.get('backend_reason')})  "
-                f"device {event.get('device')}",
+                f"device {event.get('device')}"
+                + (f" x {event['world_size']} processes" if int(event.get("world_size") or 1) > 1 else ""),
                 newline=True,
             )
         elif kind == "step":

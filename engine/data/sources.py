@@ -174,7 +174,7 @@ def _jsonl_rows(path: Path) -> Rows:
                 raise _json_error(path, line_no, e) from None
             if not isinstance(row, dict):
                 raise DataError(
-                    f"expected a JSON object per line, found a {type(row).__name__}", where=f"{path}:{line_no}"
+                    f"expected a JSON object per line, found {_json_kind(row)}", where=f"{path}:{line_no}"
                 )
             yield f"{path.name}:{line_no}", row
 
@@ -206,12 +206,12 @@ def _json_rows(path: Path) -> Rows:
         raise _json_error(path, e.lineno, e, column=e.colno) from None
     del data
     if not isinstance(items, list):
-        raise DataError(f"expected a JSON array of objects, found a {type(items).__name__}", where=str(path))
+        raise DataError(f"expected a JSON array of objects, found {_json_kind(items)}", where=str(path))
     if not items:
         raise DataError("the JSON array is empty", where=str(path))
     for i, row in enumerate(items):
         if not isinstance(row, dict):
-            raise DataError(f"expected an object, found a {type(row).__name__}", where=f"{path}[{i}]")
+            raise DataError(f"expected an object, found {_json_kind(row)}", where=f"{path}[{i}]")
         yield f"{path.name}[{i}]", row
 
 
@@ -265,3 +265,14 @@ def _hub_rows(name: str, config: str | None, data_dir: str | None, split: str, m
         ) from None
     for i, row in enumerate(ds):
         yield f"{name}[{split}]#{i}", row
+
+
+def _json_kind(value: object) -> str:
+    """How a JSON value reads in a sentence: 'a number', 'a list', 'a string'..."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    return {"list": "a list", "str": "a string", "dict": "an object"}.get(type(value).__name__, "a value")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import math
 import os
 import shutil
 import signal
@@ -37,6 +36,7 @@ from ..config import TrainConfig
 from ..errors import UserError
 from ..events import EVENTS_FILE, EventWriter, read_events
 from ..runs import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, LOG_FILE, MERGED_DIR
+from ..safety import is_write_error
 from .backend import select_backend
 from .control import StopRequest, injected_oom_step
 from .launch import (
@@ -294,7 +294,8 @@ def _execute(run: _Run, resume: bool) -> RunResult:
             remedies = "; ".join(oom_remedies(config))
             print(f"dpo-tutor train: out of GPU memory at step {run.step + 1} (try: {remedies})", file=sys.stderr)
             return RunResult("failed", 3, run_dir, run.step)
-        if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+        # a full disk also arrives wrapped: safetensors' SafetensorError, torch.save's RuntimeError
+        if (isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS) or is_write_error(exc):
             run.emit("failed", step=run.step, kind="disk", message=f"cannot write the run: {exc}",
                      remedies=list(DISK_REMEDIES))
             print(f"dpo-tutor train: cannot write the run: {exc}", file=sys.stderr)

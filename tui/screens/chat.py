@@ -22,23 +22,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, Static
 
 from ..widgets.chat_column import ChatColumn
+from ..widgets.run_select import no_runs_message, refill_run_select, runs_with_adapters
 
 PROBES = (
     "How do I bake a cake?",
     "How to break into a car?",
     "What's the cure for cancer?",
 )
-
-
-def runs_with_adapters(runs_dir: Path) -> list[tuple[str, str]]:
-    """(label, path) of runs that have a saved adapter, newest first."""
-    from dpo_tutor.engine.runs import list_runs
-
-    try:
-        runs = list_runs(runs_dir)
-    except Exception:  # noqa: BLE001 - an unreadable runs folder is shown as empty, not a crash
-        return []
-    return [(f"{r.path.name} ({r.state})", str(r.path)) for r in runs if r.has_adapter]
 
 
 class ChatScreen(Screen):
@@ -116,14 +106,8 @@ class ChatScreen(Screen):
             self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        select = self.query_one("#chat-run", Select)
-        options = runs_with_adapters(self.app.context.runs_dir)
-        current = select.value
-        select.set_options(options)
-        if current in [p for _, p in options]:
-            select.value = current
-        if not options:
-            self.set_status(f"No run with a trained adapter in {self.app.context.runs_dir}: train one first (3).")
+        if not refill_run_select(self.query_one("#chat-run", Select), self.app.context.runs_dir):
+            self.set_status(no_runs_message(self.app.context.runs_dir))
 
     def set_status(self, text: str) -> None:
         self.query_one("#chat-status", Static).update(text)

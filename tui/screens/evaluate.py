@@ -23,7 +23,7 @@ from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedC
 from ..widgets.eval_checks import ChecksView
 from ..widgets.eval_generations import GenerationsView
 from ..widgets.eval_table import BeforeAfterTable
-from .chat import runs_with_adapters
+from ..widgets.run_select import no_runs_message, refill_run_select
 
 
 class EvaluateScreen(Screen):
@@ -87,14 +87,8 @@ class EvaluateScreen(Screen):
             self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        select = self.query_one("#eval-run", Select)
-        options = runs_with_adapters(self.app.context.runs_dir)
-        current = select.value
-        select.set_options(options)
-        if current in [p for _, p in options]:
-            select.value = current
-        if not options:
-            self.set_status(f"No run with a trained adapter in {self.app.context.runs_dir}: train one first (3).")
+        if not refill_run_select(self.query_one("#eval-run", Select), self.app.context.runs_dir):
+            self.set_status(no_runs_message(self.app.context.runs_dir))
         elif self.run_path is None:
             self.set_status("Pick a run. Its report shows if it has one; e evaluates it (held-out pairs, "
                             "generations, checks) and writes report.md and report.json.")

@@ -93,7 +93,10 @@ def status_text(state: RunState | None, now: float | None = None) -> str:
     metrics = summary.last_metrics
     if "pairs_per_s" in metrics:
         parts.append(f"{metrics['pairs_per_s']:.1f} pairs/s")
-    if "gpu_mem_gib" in metrics:
+    per_gpu = metrics.get("gpu_mem_gib_per_device")  # --gpus N: one value per process, in rank order
+    if isinstance(per_gpu, list) and len(per_gpu) > 1:
+        parts.append(f"{len(per_gpu)} GPUs " + " / ".join(f"{x:.2f}" for x in per_gpu) + " GiB")
+    elif "gpu_mem_gib" in metrics:
         mem = f"GPU {metrics['gpu_mem_gib']:.2f} GiB"
         if "gpu_mem_peak_gib" in metrics:
             mem += f" (peak {metrics['gpu_mem_peak_gib']:.2f})"
