@@ -140,7 +140,6 @@ def test_lessons_data_train_chat_at_80x24_then_resized_to_60x20(tmp_path):
         assert tty.exit_status() == 0, tty.capture()
 
 
-@pytest.mark.slow
 def test_the_whole_walk_trains_the_tiny_model_and_chats_with_it(tmp_path):
     with start(tmp_path, 80, 24) as tty:
         lessons_then_data(tty)  # ends on the Train screen, as it first opens
@@ -173,7 +172,6 @@ def test_the_whole_walk_trains_the_tiny_model_and_chats_with_it(tmp_path):
         assert not tty.program_exited()
 
 
-@pytest.mark.slow
 def test_a_hung_up_terminal_leaves_the_run_training_and_a_new_tutor_reattaches(tmp_path):
     with start(tmp_path, 120, 40) as first:
         first.wait_for("Lesson 1 of 10", timeout=30)
