@@ -476,3 +476,20 @@ async def test_an_engine_that_cannot_start_is_a_failure_not_a_crash(runs_dir):
         await pilot.pause()
         assert "FAILED" in status(screen) and "could not start the engine" in status(screen)
         assert any("could not start the engine" in message for _, message in app.notified)
+
+
+async def test_opening_a_run_shows_its_own_settings_in_the_form(runs_dir):
+    from dpo_tutor.engine.config import TrainConfig
+    from textual.widgets import Input
+
+    run = copy_run("normal", runs_dir)
+    expected = TrainConfig.from_toml(run / "config.toml")
+    app = make_app(runs_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await train_screen(app, pilot)
+        assert screen.open_run(run) == "replay"
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.query_one("#in-beta", Input).value == str(expected.beta)
+        assert screen.query_one("#in-batch_size", Input).value == str(expected.batch_size)
+        assert screen.query_one("#run-name", Input).value == run.name

@@ -220,8 +220,18 @@ class TrainScreen(Screen):
         else:
             self.watcher.replay(path, speed)
             did = "replay"
+        self._show_run_settings(path)
         self.refresh_status()
         return did
+
+    def _show_run_settings(self, path: Path) -> None:
+        from dpo_tutor.engine.config import TrainConfig
+
+        try:
+            config = TrainConfig.from_toml(path / "config.toml")
+        except UserError:
+            return  # no or unreadable settings: the form keeps what it had
+        self.query_one(TrainForm).show_config(config, path.name)
 
 
 def palette_entries(app) -> list[tuple[str, str, object]]:

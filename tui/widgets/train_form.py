@@ -246,6 +246,14 @@ class TrainForm(VerticalScroll):
         if isinstance(event.value, str):
             self.query_one("#in-data", Input).value = event.value
 
+    def show_config(self, config: TrainConfig, name: str) -> None:
+        """Show an opened run's own settings (so what is on screen is what that run trained with)."""
+        self.base = config
+        self.query_one("#run-name", Input).value = name
+        for field in FIELDS:
+            self.query_one(f"#in-{field}", Input).value = _text(getattr(config, field))
+        self.check()
+
     @on(Button.Pressed, "#start")
     def _start(self) -> None:
         self.request_start()
