@@ -23,3 +23,37 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "runs"
     monkeypatch.setenv("DPO_TUTOR_RUNS_DIR", str(path))
     return path
+
+
+def steps_of(events: list[dict]) -> list[int]:
+    """The step numbers a run's log holds, in order."""
+    return [e["step"] for e in events if e["type"] == "step"]
+
+
+def assert_graceful_stop(run_dir: Path) -> int:
+    """The run ended `stopped` by SIGTERM with every step logged once, a complete checkpoint and the
+    adapter; returns the step it stopped at."""
+    from dpo_tutor.engine.events import read_events
+
+    events = read_events(run_dir)
+    stopped = events[-1]
+    assert stopped["type"] == "stopped" and stopped["reason"] == "SIGTERM"
+    k = stopped["step"]
+    assert 3 <= k < 5000 and steps_of(events) == list(range(1, k + 1))
+    assert stopped["checkpoint"].endswith(f"checkpoint-{k}")
+    assert (run_dir / "checkpoints" / f"checkpoint-{k}" / "trainer_state.json").exists()
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    return k
+
+
+def record_notifications(app) -> list[tuple[str, str]]:
+    """Keep (severity, message) of every notification the app shows, and still show them."""
+    notes: list[tuple[str, str]] = []
+    show = app.notify
+
+    def notify(message, *, severity="information", **kwargs):
+        notes.append((severity, str(message)))
+        return show(message, severity=severity, **kwargs)
+
+    app.notify = notify
+    return notes

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import record_notifications, steps_of
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
 
@@ -42,10 +43,6 @@ def env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def cli(args: list[str], tmp_path: Path, timeout: float = 180, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dpo_tutor", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=tmp_path, env=env(tmp_path, **extra))
-
-
-def steps_of(events: list[dict]) -> list[int]:
-    return [e["step"] for e in events if e["type"] == "step"]
 
 
 def wait_for_events(run: Path, predicate, timeout: float = 120.0, alive=lambda: True) -> list[dict]:
@@ -193,14 +190,7 @@ async def test_injected_oom_fails_with_remedies_and_the_train_screen_stays_alive
     for key, value in env(tmp_path, DPO_TUTOR_INJECT_OOM_AT_STEP="2").items():
         monkeypatch.setenv(key, value)
     app = DpoTutorApp(AppContext(runs_dir=runs))  # the real engine: python -m dpo_tutor train
-    notes: list[tuple[str, str]] = []
-    show = app.notify
-
-    def notify(message, *, severity="information", **kwargs):
-        notes.append((severity, str(message)))
-        return show(message, severity=severity, **kwargs)
-
-    app.notify = notify
+    notes = record_notifications(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         await pilot.pause()
@@ -258,14 +248,7 @@ async def test_bad_data_typed_into_the_train_form_is_refused_with_the_engines_on
     for key, value in env(tmp_path).items():
         monkeypatch.setenv(key, value)
     app = DpoTutorApp(AppContext(runs_dir=runs))
-    notes: list[tuple[str, str]] = []
-    show = app.notify
-
-    def notify(message, *, severity="information", **kwargs):
-        notes.append((severity, str(message)))
-        return show(message, severity=severity, **kwargs)
-
-    app.notify = notify
+    notes = record_notifications(app)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("3")
         await pilot.pause()

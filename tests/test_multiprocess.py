@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import assert_graceful_stop, steps_of
 from dpo_tutor.engine.errors import UserError
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import run_info
@@ -129,10 +130,6 @@ def _train(*extra: str, **kwargs) -> subprocess.Popen:
     )
 
 
-def steps_of(events: list[dict]) -> list[int]:
-    return [e["step"] for e in events if e["type"] == "step"]
-
-
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("mp") / "run"
@@ -200,15 +197,8 @@ def test_sigterm_to_the_launcher_stops_every_process_and_resume_continues(tmp_pa
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err[-3000:]
-    events = read_events(run_dir)
-    assert [e["type"] for e in events].count("stopped") == 1
-    stopped = events[-1]
-    assert stopped["type"] == "stopped" and stopped["reason"] == "SIGTERM"
-    k = stopped["step"]
-    assert 3 <= k < 5000 and steps_of(events) == list(range(1, k + 1))
-    assert stopped["checkpoint"].endswith(f"checkpoint-{k}")
-    assert (run_dir / "checkpoints" / f"checkpoint-{k}" / "trainer_state.json").exists()
-    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    assert [e["type"] for e in read_events(run_dir)].count("stopped") == 1
+    k = assert_graceful_stop(run_dir)
 
     resumed = _train("--resume", str(run_dir), "--max-steps", str(k + 3))
     out, err = resumed.communicate(timeout=120)

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import record_notifications
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
 from dpo_tutor.tui.app import DpoTutorApp
@@ -33,14 +34,7 @@ SIZE = (140, 44)
 def make_app(runs_dir: Path, command: tuple[str, ...] = (sys.executable, str(FAKE_ENGINE))) -> DpoTutorApp:
     """The app on a stand-in engine; `app.notified` keeps (severity, message) of what it notified."""
     app = DpoTutorApp(AppContext(runs_dir=runs_dir, train_command=command))
-    app.notified = []
-    show = app.notify
-
-    def notify(message, *, severity="information", **kwargs):
-        app.notified.append((severity, str(message)))
-        return show(message, severity=severity, **kwargs)
-
-    app.notify = notify
+    app.notified = record_notifications(app)
     return app
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import assert_graceful_stop, steps_of
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import run_info
 
@@ -39,10 +40,6 @@ def wait_for(run_dir: Path, predicate, proc: subprocess.Popen, timeout: float = 
     raise AssertionError("timed out waiting for the run")
 
 
-def steps_of(events: list[dict]) -> list[int]:
-    return [e["step"] for e in events if e["type"] == "step"]
-
-
 def resume(run_dir: Path, max_steps: int) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dpo_tutor", "train", "--resume", str(run_dir), "--max-steps", str(max_steps),
@@ -59,14 +56,7 @@ def test_sigterm_stops_gracefully_and_resume_continues(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     assert out.strip().endswith(str(run_dir))
-    events = read_events(run_dir)
-    stopped = events[-1]
-    assert stopped["type"] == "stopped" and stopped["reason"] == "SIGTERM"
-    k = stopped["step"]
-    assert 3 <= k < 5000 and steps_of(events) == list(range(1, k + 1))
-    assert stopped["checkpoint"].endswith(f"checkpoint-{k}")
-    assert (run_dir / "checkpoints" / f"checkpoint-{k}" / "trainer_state.json").exists()
-    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    k = assert_graceful_stop(run_dir)
     assert run_info(run_dir).state == "stopped"
 
     done = resume(run_dir, k + 6)
