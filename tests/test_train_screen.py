@@ -25,6 +25,7 @@ from dpo_tutor.tui.screens.train import TrainScreen
 from dpo_tutor.tui.widgets.train_charts import MetricChart
 from dpo_tutor.tui.widgets.train_dialogs import ConfirmStopDialog, QuitWhileTrainingDialog
 from dpo_tutor.tui.widgets.train_log import TrainLog
+from textual.widgets import Static
 
 FIXTURES = Path(__file__).parent / "fixtures" / "runs"
 FAKE_ENGINE = FIXTURES / "fake_engine.py"
@@ -409,6 +410,11 @@ async def test_form_checks_fields_as_typed_with_the_engine_messages(runs_dir):
         await pilot.pause()
         assert screen.query_one("#in-max_steps").value == "0"
         assert form.config.epochs == 1.0 and form.config.beta == 0.2
+        screen.query_one("#preset").value = "low-memory"
+        await pilot.pause()
+        assert (screen.query_one("#in-batch_size").value, screen.query_one("#in-grad_accum").value) == ("8", "4")
+        assert form.config.gradient_checkpointing and form.config.effective_batch == 32
+        assert "GiB" in str(screen.query_one("#preset-help", Static).render())
 
 
 async def test_runs_list_and_palette_open_runs(runs_dir):

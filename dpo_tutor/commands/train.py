@@ -45,6 +45,7 @@ _VALUE_FLAGS: list[tuple[str, str, type, str]] = [
     ("--eval-steps", "eval_steps", int, "N"),
     ("--save-steps", "save_steps", int, "N"),
     ("--optim", "optim", str, "NAME"),
+    ("--compile", "compile", str, "auto|on|off"),
 ]
 _BOOL_FLAGS: list[tuple[str, str]] = [
     ("--merge", "merge"),
@@ -76,6 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         kwargs: dict = {"dest": name, "type": kind, "metavar": metavar, "default": None, "help": HELP[name]}
         if flag == "--backend":
             kwargs["choices"] = ("auto", "unsloth", "hf")
+            kwargs.pop("metavar")
+        if flag == "--compile":
+            kwargs["choices"] = ("auto", "on", "off")
             kwargs.pop("metavar")
         p.add_argument(flag, **kwargs)
     for flag, name in _BOOL_FLAGS:

@@ -30,7 +30,7 @@ class EventCallback(TrainerCallback):
         stop: StopRequest,
         skip_through_step: int = 0,
         inject_oom_at: int | None = None,
-        compiling: bool = False,
+        compiling: str = "",
     ):
         self.emit = emit
         self.pairs_per_step = pairs_per_step
@@ -60,8 +60,7 @@ class EventCallback(TrainerCallback):
         start = int(state.global_step)
         where = f" from step {start}" if start else ""
         if self.compiling:
-            self.emit("phase", phase="compiling", message="the first step compiles Unsloth's kernels (~45 s)",
-                      total_steps=self.total_steps)
+            self.emit("phase", phase="compiling", message=self.compiling, total_steps=self.total_steps)
         else:
             self.emit("phase", phase="training", message=f"{self.total_steps} steps{where}",
                       total_steps=self.total_steps)

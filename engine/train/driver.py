@@ -418,9 +418,18 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     from transformers import PrinterCallback
     from trl import DPOConfig
 
+    from . import compile as compiling
     from .callback import EventCallback
     from .trainer import trainer_class
 
+    use_compile, compile_reason = compiling.decision(config.compile, backend=choice.name, cuda=cuda)
+    if cuda:
+        compiling.tune_cuda_training()
+    compiling_message = ""
+    if choice.name == "unsloth":
+        compiling_message = "the first step compiles Unsloth's kernels (~45 s)"
+    elif use_compile:
+        compiling_message = "the first step compiles the decoder layers (torch.compile; cached for later runs)"
     args = DPOConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         beta=config.beta,
@@ -452,6 +461,8 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         save_total_limit=3,
         dataloader_pin_memory=cuda,
         dataloader_num_workers=0,
+        # Fewer distinct shapes for the compiled layers, and tensor-core friendly widths; padding is masked.
+        pad_to_multiple_of=16 if use_compile else None,
     )
     pairs_per_step = config.batch_size * config.grad_accum * max(1, int(os.environ.get("WORLD_SIZE", "1")))
     callback = EventCallback(
@@ -460,12 +471,12 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         stop=run.stop,
         skip_through_step=skip_through,
         inject_oom_at=injected_oom_step(),
-        compiling=choice.name == "unsloth",
+        compiling=compiling_message,
     )
     run.phase("loading_model", f"preparing the trainer (tokenizing {len(train_ds)} pairs)")
     if config.precompute_ref:
         run.phase("loading_model", "scoring the reference model once on every pair (precompute_ref)")
-    trainer = trainer_class(config.group_by_length)(
+    trainer = trainer_class(config.group_by_length, compiled=use_compile)(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -475,6 +486,14 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         callbacks=[callback],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
+    from .profiling import from_env as profile_from_env
+
+    if (profiler := profile_from_env()) is not None:
+        trainer.add_callback(profiler)
+    if use_compile:
+        layers = compiling.compile_layers(trainer.model)
+        log.info("torch.compile: %d decoder layers (%s)", layers, compile_reason)
+        run.phase("loading_model", f"torch.compile: {layers} decoder layers ({compile_reason})", compiled_layers=layers)
 
     run.training = True
     if run.stop.requested:

@@ -1,4 +1,5 @@
-"""The trainer class our runs use: TRL's DPOTrainer, plus length-grouped batches when asked.
+"""The trainer class our runs use: TRL's DPOTrainer, plus length-grouped batches when asked, and
+evaluation run eagerly when the decoder layers are compiled (no second compile for no-grad mode).
 
 Length grouping is ours because TRL's tokenized preference rows carry `prompt_ids`, `chosen_ids` and
 `rejected_ids` rather than the `input_ids` that transformers' `LengthGroupedSampler` looks for: we give
@@ -17,21 +18,37 @@ def pair_lengths(dataset) -> list[int]:
     ]
 
 
-def trainer_class(group_by_length: bool):
-    """TRL's DPOTrainer (as patched by Unsloth when Unsloth was imported first), or a length-grouped one."""
+def trainer_class(group_by_length: bool, compiled: bool = False):
+    """TRL's DPOTrainer (as patched by Unsloth when Unsloth was imported first), or a subclass of it."""
     from trl import DPOTrainer
 
-    if not group_by_length:
+    if not group_by_length and not compiled:
         return DPOTrainer
 
-    class LengthGroupedDPOTrainer(DPOTrainer):
+    class OurDPOTrainer(DPOTrainer):
         def _get_train_sampler(self, train_dataset=None):
+            if not group_by_length:
+                return super()._get_train_sampler(train_dataset)
+            import torch
             from transformers.trainer_pt_utils import LengthGroupedSampler
 
             dataset = train_dataset if train_dataset is not None else self.train_dataset
+            # Seeded: the same run (and a resumed one, which replays the epoch's order to skip what it
+            # did) gets the same batches.
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
             return LengthGroupedSampler(
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
                 lengths=pair_lengths(dataset),
+                generator=torch.Generator().manual_seed(seed),
             )
 
-    return LengthGroupedDPOTrainer
+        def evaluate(self, *args, **kwargs):
+            if not compiled:
+                return super().evaluate(*args, **kwargs)
+            from .compile import eager
+
+            with eager():
+                return super().evaluate(*args, **kwargs)
+
+    OurDPOTrainer.__name__ = "LengthGroupedDPOTrainer" if group_by_length else "OurDPOTrainer"
+    return OurDPOTrainer

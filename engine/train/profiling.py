@@ -1,0 +1,66 @@
+"""A developer's view of where a training step's time goes: set DPO_TUTOR_PROFILE=FIRST:COUNT:FILE and
+steps FIRST..FIRST+COUNT-1 run under torch.profiler; FILE gets the operator tables (by device time and
+by host time). Used by the benchmarks (BENCHMARKS.md); off unless the variable is set.
+"""
+
+from __future__ import annotations
+
+import os
+
+from transformers import TrainerCallback
+
+ENV = "DPO_TUTOR_PROFILE"
+
+
+def from_env() -> ProfileCallback | None:
+    value = os.environ.get(ENV, "")
+    if not value:
+        return None
+    first, count, path = value.split(":", 2)
+    return ProfileCallback(int(first), int(count), path)
+
+
+class ProfileCallback(TrainerCallback):
+    def __init__(self, first: int, count: int, path: str):
+        self.first, self.count, self.path = first, count, path
+        self.profiler = None
+        self.started_at = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step + 1 == self.first and self.profiler is None:
+            import time
+
+            import torch
+            from torch.profiler import ProfilerActivity, profile
+
+            activities = [ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(ProfilerActivity.CUDA)
+                torch.cuda.synchronize()
+            self.profiler = profile(activities=activities)
+            self.profiler.__enter__()
+            self.started_at = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.profiler is None or state.global_step + 1 < self.first + self.count:
+            return
+        import time
+
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - self.started_at
+        self.profiler.__exit__(None, None, None)
+        averages = self.profiler.key_averages()
+        device_key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(f"steps {self.first}..{self.first + self.count - 1}: wall {wall:.3f} s\n")
+            events = [e for e in averages if getattr(e, "device_type", None) is not None]
+            device_total = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1e6
+            f.write(f"device time (sum of kernels): {device_total:.3f} s\n\n")
+            f.write(averages.table(sort_by=device_key, row_limit=40, max_name_column_width=70))
+            f.write("\n\n")
+            f.write(averages.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=70))
+        self.profiler = None
+        self.first = -1
