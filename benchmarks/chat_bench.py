@@ -7,7 +7,9 @@
 Without --run, the model gets a LoRA (r 16, all linear layers) with random B weights, so that base and
 aligned really differ, as after training. Each strategy streams both sides at once (exactly what the
 Chat screen does); "single" is one side alone with transformers' own `generate`, for scale.
-Prints a table (and --json PATH writes the numbers).
+On CUDA it also times one captured decode step of the batched strategy on the device alone (the
+graph replayed back to back, one sync): no host work at all, so 1 / that time is the ceiling for
+tokens/s per side. Prints a table (and --json PATH writes the numbers).
 """
 
 from __future__ import annotations
@@ -50,18 +52,21 @@ def sync(device: str) -> None:
 
 
 def bench_strategy(model, tokenizer, strategy: str, tokens: int, repeats: int, device: str,
-                   static: bool | None = None) -> dict:
+                   static: bool | None = None, chunk: int = 8) -> dict:
     from dpo_tutor.engine.generation import GenerationSettings, TwoSidedChat
 
     settings = GenerationSettings(max_new_tokens=tokens)
-    TwoSidedChat(model, tokenizer, strategy=strategy, static=static).answer("Hi", GenerationSettings(8))  # warm-up
+    TwoSidedChat(model, tokenizer, strategy=strategy, static=static, chunk=chunk).answer("Hi", GenerationSettings(8))
     rows = []
     for _ in range(repeats):
         sync(device)
-        result = TwoSidedChat(model, tokenizer, strategy=strategy, static=static).answer(PROMPT, settings)
+        result = TwoSidedChat(model, tokenizer, strategy=strategy, static=static, chunk=chunk).answer(PROMPT, settings)
         rows.append(result)
+    chunked = strategy != "sequential" and rows[0].decode != "eager"  # greedy chunks run on static rows only
+    label = f"{strategy} ({rows[0].decode}{f', chunk {chunk}' if chunked else ''})"
     return {
-        "strategy": f"{strategy} ({rows[0].decode})",
+        "strategy": label,
+        "chunk": chunk,
         "decode": rows[0].decode,
         "texts": {"base": rows[0].base.text, "aligned": rows[0].aligned.text},
         "base_tokens": statistics.mean(r.base.tokens for r in rows),
@@ -94,6 +99,43 @@ def bench_single(model, tokenizer, tokens: int, repeats: int, device: str) -> di
             "base_tokens": tokens, "aligned_tokens": None, "base_first_token_s": None, "aligned_first_token_s": None}
 
 
+def bench_step_device(model, tokenizer, tokens: int, repeats: int) -> dict | None:
+    """Device time of one captured greedy decode step of the batched strategy (both rows), or None where
+    there is no such graph (CPU, or a model the batched strategy cannot run).
+
+    Per repeat: fresh rows, prefill, one step (which captures the graph), then the graph replayed for the
+    rest of a `tokens`-token answer (the same cache size and slots as a real answer), timed with CUDA
+    events around the replays: one sync, divided by the number of replays."""
+    import torch
+    from dpo_tutor.engine.generation import batched_rows, batched_supported, render_messages
+
+    if not torch.cuda.is_available() or next(model.parameters()).device.type != "cuda":
+        return None
+    if not batched_supported(model)[0] or tokens < 3:
+        return None
+    prompt = render_messages(tokenizer, [{"role": "user", "content": PROMPT}])
+    replays = tokens - 2  # the first token comes from the prefill, the second from the capturing step
+    times_ms = []
+    with torch.inference_mode():
+        for _ in range(repeats + 1):  # the first repeat is a warm-up
+            rows = batched_rows(model, tokenizer, [prompt, prompt], tokens)
+            rows.feed(rows.prefill().argmax(-1))
+            rows.greedy(1)
+            graph = rows.greedy_graph
+            if graph is None:
+                return None  # the capture failed: nothing to time (the streams say why)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            for _ in range(replays):
+                graph.replay()
+            end.record()
+            torch.cuda.synchronize()
+            times_ms.append(start.elapsed_time(end) / replays)
+    step_ms = statistics.median(times_ms[1:])
+    return {"step_ms": step_ms, "ceiling_tokens_per_s": 1000.0 / step_ms, "replays": replays}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny", help="tiny (default), smollm2-gguf, a folder, a .gguf or hub id")
@@ -102,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=128, help="max new tokens per side (default 128)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--strategies", default="mixed,sequential")
+    parser.add_argument("--chunk", default="1",
+                        help="greedy tokens per host sync, batched/mixed (default 1; a list like 1,8 compares)")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     parser.add_argument("--no-eager", action="store_true", help="on a GPU, skip the eager (no CUDA graph) rows")
     args = parser.parse_args(argv)
@@ -113,12 +157,18 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - t0
     hardware = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU ({torch.get_num_threads()} threads)"
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
-    variants = [(s, None) for s in args.strategies.split(",")]
+    chunks = [int(c) for c in args.chunk.split(",")]
+    strategies = args.strategies.split(",")
+    # The chunk matters only where greedy steps run in chunks on static rows: batched, and mixed on CUDA
+    # (the sequential strategy's chunk is its block).
+    chunked = {"batched"} | ({"mixed"} if device.startswith("cuda") else set())
+    variants = [(s, None, c) for s in strategies for c in (chunks if s in chunked else chunks[-1:])]
     if device.startswith("cuda") and not args.no_eager:
-        variants += [(s, False) for s in args.strategies.split(",")]  # the eager loop, for comparison
-    results = [bench_strategy(model, tokenizer, s, args.tokens, args.repeats, device, static)
-               for s, static in variants]
+        variants += [(s, False, chunks[-1]) for s in strategies]  # the eager loop, for comparison
+    results = [bench_strategy(model, tokenizer, s, args.tokens, args.repeats, device, static, chunk)
+               for s, static, chunk in variants]
     results.append(bench_single(model, tokenizer, args.tokens, args.repeats, device))
+    step = bench_step_device(model, tokenizer, args.tokens, args.repeats)
 
     print(f"chat benchmark: {what}, {dtype}, on {hardware}; loaded in {load_s:.1f} s; "
           f"up to {args.tokens} new tokens per side, median of {args.repeats}")
@@ -133,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         tokens = f"{fmt(r['base_tokens'], '.0f')}/{fmt(r['aligned_tokens'], '.0f')}"
         print(f"{r['strategy']:<34} {fmt(r['base_tokens_per_s'], '10.1f')} {fmt(r['aligned_tokens_per_s'], '13.1f')} "
               f"{fmt(r['base_first_token_s'], '10.3f')} {fmt(r['aligned_first_token_s'], '12.3f')} {tokens:>11}")
+    if step is not None:
+        print(f"one batched decode step on the device alone (graph replayed {step['replays']} times, one sync): "
+              f"{step['step_ms']:.3f} ms -> ceiling {step['ceiling_tokens_per_s']:.1f} tokens/s per side")
     streamed = [r for r in results if "texts" in r]
     for other in streamed[1:]:
         for side in ("base", "aligned"):
@@ -142,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"model": what, "dtype": dtype, "hardware": hardware, "tokens": args.tokens,
-                       "results": results}, f, indent=2)
+                       "results": results, "step_device": step}, f, indent=2)
     return 0
 
 

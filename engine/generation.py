@@ -10,9 +10,13 @@ the adapter switched off. Two strategies answer both at once, token by token, wi
 - **batched** (what `auto` picks on a GPU for a plain PEFT model): the same batch of two rows, but the
   LoRA update is multiplied by a per-row 0/1 tensor (row 0, the base, gets exactly + 0), so the whole
   decode step is one CUDA graph for both sides. Plain PEFT LoRA on linear layers only (no DoRA, no Unsloth).
+  Greedy, the step can also pick its token (argmax) and set up the next step on the device, so a chunk
+  of n steps is n replays and ONE host sync (`_StaticRows.greedy`, `chunk=n`); off by default for this
+  strategy, whose step is bound by the GPU, not the host (BENCHMARKS.md).
 - **sequential** (what `auto` picks otherwise): two batches of one row, stepped in turn; the base's steps run
   inside `with model.disable_adapter():`. Works on any PEFT model, Unsloth included. On a GPU each side's
-  decode step is captured once as a CUDA graph (the base's with the adapter off) and replayed per token.
+  decode step is captured once as a CUDA graph (the base's with the adapter off) and replayed per token;
+  greedy, a side's turn of `block` tokens is one chunk as above.
 
 Both stream: `TwoSidedChat.stream()` yields `Delta(side, text, ...)` events as tokens arrive on each
 side, stops when each side ends (EOS or `max_new_tokens`) or when a `threading.Event` is set, and keeps
@@ -323,10 +327,13 @@ class _StaticRows(_Rows):
     is whatever it was while capturing, so `context` wraps only the prefill and the capture; replays
     need no `disable_adapter()` at all. With `use_graph=False` the same static step runs eagerly
     (how the CPU tests check the cache and mask bookkeeping against `_Rows`).
+
+    Two kinds of step, each captured at its first use: `step(tokens)` returns the logits (the host
+    picks the next token), and `greedy(n)` runs n steps that pick their own tokens on the device.
     """
 
     def __init__(self, model, tokenizer, prompts, adapter_names, device, *, max_new_tokens: int,
-                 context=contextlib.nullcontext, use_graph: bool = True):
+                 context=contextlib.nullcontext, use_graph: bool = True, chunk: int = 1):
         import torch
         from transformers import StaticCache
 
@@ -335,7 +342,9 @@ class _StaticRows(_Rows):
         self.use_graph = use_graph
         batch, length = self.ids.shape
         self.length = length
-        self.max_len = length + max_new_tokens + 1
+        # Room for the prompt, every new token and `chunk` more: a chunk of greedy steps may run up to
+        # chunk - 1 steps past the last token needed (an EOS mid-chunk), and the capture's warm-up one more.
+        self.max_len = length + max_new_tokens + max(chunk, 1)
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.cache = StaticCache(config=base.config, max_cache_len=self.max_len)
         valid = self.mask.bool()
@@ -344,10 +353,13 @@ class _StaticRows(_Rows):
         self.mask4[:, 0, 0, :length] = valid
         self.ids_buf = torch.zeros((batch, 1), dtype=torch.long, device=device)
         self.pos_buf = self.positions[:, -1:].clone()
-        self.steps = 0
-        self.graph = None
+        self.steps = 0  # tokens fed after the prompt: the next one goes to cache slot length + steps
+        # For `greedy`: the cache slot the next picked token will take (a device counter the step
+        # advances itself), and each slot's picked token.
+        self.slot = torch.zeros(1, dtype=torch.long, device=device)
+        self.picked = torch.zeros((batch, self.max_len), dtype=torch.long, device=device)
+        self.graphs: dict = {}  # step function -> (CUDA graph, what the step returns)
         self.graph_error = ""
-        self.logits_buf = None
 
     @property
     def decode(self) -> str:
@@ -375,64 +387,124 @@ class _StaticRows(_Rows):
         with self.context():
             return self._static_forward(self.ids, self.positions, mask)
 
-    def _capture(self) -> None:
+    def _logits_step(self):
+        """Decode the token in `ids_buf` (cache slot, position and mask already set): its logits."""
+        return self._static_forward(self.ids_buf, self.pos_buf, self.mask4)
+
+    def _greedy_step(self):
+        """`_logits_step`, then everything the next step needs, on the device: no host in the loop."""
+        token = self._logits_step().argmax(-1, keepdim=True)  # (rows, 1): what `_pick` picks when greedy
+        self.ids_buf.copy_(token)
+        self.picked.index_copy_(1, self.slot, token)
+        self.pos_buf.add_(1)
+        self.mask4.index_fill_(3, self.slot, True)  # the next step attends to the token's own slot
+        self.slot.add_(1)
+        return self.picked
+
+    def _capture(self, step):
+        """(CUDA graph of `step`, its output). Warm-up runs first, as CUDA graphs require; it really
+        runs, so the buffers it changes are put back, the cache's `cumulative_length` included (the
+        slots it wrote are masked and written again later)."""
         import torch
 
-        layers = self.cache.layers
-        saved = [layer.cumulative_length.clone() for layer in layers]
+        buffers = [layer.cumulative_length for layer in self.cache.layers]
+        buffers += [self.ids_buf, self.pos_buf, self.mask4, self.slot, self.picked]
+        saved = [b.clone() for b in buffers]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with self.context():
-            with torch.cuda.stream(stream):
-                for _ in range(2):  # warm-up before capture, as CUDA graphs require
-                    self._static_forward(self.ids_buf, self.pos_buf, self.mask4)
-            torch.cuda.current_stream().wait_stream(stream)
-            for layer, value in zip(layers, saved, strict=True):
-                layer.cumulative_length.copy_(value)  # the warm-up wrote one masked slot: undo its count
+            try:
+                with torch.cuda.stream(stream):
+                    for _ in range(2):
+                        step()
+            finally:  # also when the warm-up fails: the eager fallback goes on from the same state
+                torch.cuda.current_stream().wait_stream(stream)
+                for b, value in zip(buffers, saved, strict=True):
+                    b.copy_(value)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                self.logits_buf = self._static_forward(self.ids_buf, self.pos_buf, self.mask4)
-        self.graph = graph
+                out = step()
+        return graph, out
 
-    def step(self, tokens):
+    def _run(self, step):
+        """One `step`: replayed from its graph (captured at first use), or eagerly."""
+        if self.use_graph and step not in self.graphs:
+            try:
+                self.graphs[step] = self._capture(step)
+            except Exception as exc:  # noqa: BLE001 - capture is an optimisation: fall back, and say why
+                self.use_graph = False
+                self.graph_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if not self.use_graph:
+            with self.context():
+                return step()
+        graph, out = self.graphs[step]
+        graph.replay()
+        return out
+
+    @property
+    def greedy_graph(self):
+        """The captured CUDA graph of the greedy step (None before its first use, or without graphs)."""
+        entry = self.graphs.get(self._greedy_step)
+        return entry[0] if entry else None
+
+    def feed(self, tokens) -> None:
+        """Set up the next step to decode `tokens` (one per row) at the next cache slot."""
         self.mask4[:, 0, 0, self.length + self.steps] = True
         self.steps += 1
         self.ids_buf.copy_(tokens[:, None])
         self.pos_buf.add_(1)
-        if not self.use_graph:
-            with self.context():
-                return self._static_forward(self.ids_buf, self.pos_buf, self.mask4)
-        if self.graph is None:
-            try:
-                self._capture()
-            except Exception as exc:  # noqa: BLE001 - capture is an optimisation: fall back, and say why
-                self.use_graph = False
-                self.graph_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
-                with self.context():
-                    return self._static_forward(self.ids_buf, self.pos_buf, self.mask4)
-        self.graph.replay()
-        return self.logits_buf
+
+    def step(self, tokens):
+        self.feed(tokens)
+        return self._run(self._logits_step)
+
+    def greedy(self, n: int) -> list[list[int]]:
+        """n greedy steps back to back, then each row's n tokens with ONE host sync.
+
+        Each step decodes the token the previous one picked (the first: what `feed` was given), so
+        after `feed`, keep calling `greedy`. On a GPU the host only queues n replays of one graph."""
+        first = self.length + self.steps
+        self.slot.fill_(first)  # no sync: the host count stays the reference
+        for _ in range(n):
+            self._run(self._greedy_step)
+        self.steps += n
+        return self.picked[:, first : first + n].tolist()
 
 
 class _Decoder:
-    """Incremental detokenisation of one side: emits only complete characters."""
+    """Incremental detokenisation of one side: emits only complete characters.
+
+    Each push decodes a short window, not the whole answer (the prefix/read offsets of vLLM's
+    detokenizer): `ids[prefix:read]` were emitted already and are decoded again only as context, so
+    that what depends on the neighbours (a tokenizer's leading space, bytes of one character split
+    across tokens) comes out as in a decode of the whole answer. A window that ends in an incomplete
+    character ("\ufffd") waits for the next token. `read` moves only to a character boundary.
+    """
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
         self.ids: list[int] = []
         self.emitted = ""
+        self.prefix = 0
+        self.read = 0
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def push(self, token: int) -> str:
         self.ids.append(token)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # an incomplete multi-byte character: wait for the next token
-            return ""
-        delta = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
-        self.emitted = text
+        before = self._decode(self.ids[self.prefix : self.read])
+        text = self._decode(self.ids[self.prefix :])
+        if len(text) <= len(before) or text.endswith("\ufffd") or not text.startswith(before):
+            return ""  # nothing new yet (the rest comes with a later token, or at the flush)
+        delta = text[len(before) :]
+        self.prefix, self.read = self.read, len(self.ids)
+        self.emitted += delta
         return delta
 
     def flush(self) -> str:
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        """What is left, from one decode of the whole answer (so the deltas add up to exactly it)."""
+        text = self._decode(self.ids)
         delta = text[len(self.emitted) :] if text.startswith(self.emitted) else ""
         self.emitted = text
         return delta
@@ -440,6 +512,41 @@ class _Decoder:
 
 def _device(model):
     return next(model.parameters()).device
+
+
+def batched_rows(model, tokenizer, prompts: list[str], max_new_tokens: int, *, chunk: int = 1) -> _StaticRows:
+    """The batched strategy's rows (base first): the LoRA scaled by 0 on the base row and by 1 on the
+    aligned row, on a static cache; one CUDA graph per kind of step on a GPU."""
+    device = _device(model)
+    keep: list = []
+    rows = _StaticRows(model, tokenizer, prompts, None, device, max_new_tokens=max_new_tokens, chunk=chunk,
+                       use_graph=device.type == "cuda",
+                       context=lambda: row_scaled_adapter(model, (False, True), keep))
+    rows.keep = keep
+    return rows
+
+
+def _token_steps(rows, settings: GenerationSettings, generator, chunk: int) -> Iterator[list[int]]:
+    """Each decode step's tokens, one per row, the prefill's first; it decodes only as it is iterated.
+
+    Greedy on a static cache, the steps after the first run in chunks (`_StaticRows.greedy`): one host
+    sync per chunk instead of one per token, same tokens. Chunks end at multiples of `chunk` tokens
+    (the sequential strategy's turns) and at max_new_tokens, never later. Otherwise each token is
+    picked on the host from the step's logits (sampling, the dynamic cache, chunk 1).
+    """
+    tokens = _pick(rows.prefill(), settings, generator)
+    yield tokens.tolist()
+    if settings.greedy and isinstance(rows, _StaticRows) and chunk > 1:
+        rows.feed(tokens)
+        done = 1
+        while done < settings.max_new_tokens:
+            n = min(chunk - done % chunk, settings.max_new_tokens - done)
+            done += n
+            yield from (list(step) for step in zip(*rows.greedy(n), strict=True))
+        return
+    while True:
+        tokens = _pick(rows.step(tokens), settings, generator)
+        yield tokens.tolist()
 
 
 def stream_both(
@@ -451,6 +558,7 @@ def stream_both(
     strategy: str = "auto",
     stop: threading.Event | None = None,
     block: int = 8,
+    chunk: int = 1,
     static: bool | None = None,
     info: dict | None = None,
 ) -> Iterator[Delta]:
@@ -458,6 +566,10 @@ def stream_both(
 
     prompts: {"base": text, "aligned": text}. Yields Delta events in the order tokens are produced;
     each side ends with one `done=True` event. block: tokens per side per turn (sequential strategy).
+    chunk: greedy tokens decoded per host sync on a static cache (batched and mixed strategies; the
+    sequential strategy syncs once per block); 1 syncs every token. Default 1: on the H100 the batched
+    step is bound by the GPU (7.3 ms per replayed step), and chunks of 8 measured 107 tokens/s per side
+    against 114 token by token (BENCHMARKS.md); the sequential strategy's chunks gained 8 %.
     static: decode on a static KV cache, replaying CUDA graphs on a GPU (default: on CUDA only).
     info: filled with {"decode": how the steps ran} when given.
     """
@@ -477,14 +589,14 @@ def stream_both(
 
     made: list[_Rows] = []
 
-    def make_rows(prompt_list, names, context=contextlib.nullcontext):
+    def make_rows(prompt_list, names, context=contextlib.nullcontext, rows_chunk=1):
         if not static:
             rows = _Rows(model, tokenizer, prompt_list, names, device)
         else:
             # No CUDA graph for the mixed batch: PEFT's per-row forward indexes with Python lists (host
             # copies, not capturable), and a forward that raises leaves PEFT's adapter_names hooks behind.
             rows = _StaticRows(model, tokenizer, prompt_list, names, device, max_new_tokens=settings.max_new_tokens,
-                               context=context, use_graph=device.type == "cuda" and names is None)
+                               context=context, use_graph=device.type == "cuda" and names is None, chunk=rows_chunk)
         made.append(rows)
         return rows
 
@@ -522,30 +634,22 @@ def stream_both(
                 yield from finish_stopped()
                 return
             if strategy in ("mixed", "batched"):
-                active = getattr(model, "active_adapter", "default")
                 if strategy == "mixed":
-                    rows = make_rows([prompts["base"], prompts["aligned"]], [BASE_ADAPTER, active])
+                    active = getattr(model, "active_adapter", "default")
+                    rows = make_rows([prompts["base"], prompts["aligned"]], [BASE_ADAPTER, active], rows_chunk=chunk)
                 else:
-                    keep: list = []
-                    rows = _StaticRows(
-                        model, tokenizer, [prompts["base"], prompts["aligned"]], None, device,
-                        max_new_tokens=settings.max_new_tokens, use_graph=device.type == "cuda",
-                        context=lambda: row_scaled_adapter(model, (False, True), keep),
-                    )
-                    rows.keep = keep
+                    rows = batched_rows(model, tokenizer, [prompts["base"], prompts["aligned"]],
+                                        settings.max_new_tokens, chunk=chunk)
                     made.append(rows)
-                logits = rows.prefill()
-                while True:
-                    if stop is not None and stop.is_set():
+                # A finished row keeps decoding (its output is ignored): the batch stays rectangular.
+                for tokens in _token_steps(rows, settings, generator, chunk):
+                    if stop is not None and stop.is_set():  # per token, even inside a greedy chunk
                         yield from finish_stopped()
                         return
-                    tokens = _pick(logits, settings, generator)
-                    for side, token in zip(SIDES, tokens.tolist(), strict=True):
+                    for side, token in zip(SIDES, tokens, strict=True):
                         yield from emit(side, token)
                     if len(finished) == len(SIDES):
                         return
-                    # A finished row keeps decoding (its output is ignored): the batch stays rectangular.
-                    logits = rows.step(tokens)
             else:
                 # PEFT's disable_adapter() surveys every module on entry (~20 ms on a 30-layer model), so
                 # each side takes `block` tokens per turn inside one context, and the deltas are handed out
@@ -554,10 +658,11 @@ def stream_both(
                     "base": (lambda: model.disable_adapter()) if has_adapter(model) else contextlib.nullcontext,
                     "aligned": contextlib.nullcontext,
                 }
-                rows_by_side = {side: make_rows([prompts[side]], None, contexts[side]) for side in SIDES}
+                # Greedy on static rows, a turn's `block` tokens are one chunk: one host sync per turn.
+                steps = {side: _token_steps(make_rows([prompts[side]], None, contexts[side], block), settings,
+                                            generator, block) for side in SIDES}
                 # Static rows switch the adapter themselves (only while prefilling and capturing).
                 outer = {side: (contextlib.nullcontext if static else contexts[side]) for side in SIDES}
-                next_token: dict = {}
                 while len(finished) < len(SIDES):
                     for side in SIDES:
                         if side in finished:
@@ -568,12 +673,7 @@ def stream_both(
                         pending: list[Delta] = []
                         with outer[side]():
                             for _ in range(block):
-                                if side in next_token:
-                                    logits = rows_by_side[side].step(next_token[side])
-                                else:
-                                    logits = rows_by_side[side].prefill()
-                                next_token[side] = _pick(logits, settings, generator)
-                                pending.extend(emit(side, int(next_token[side][0])))
+                                pending.extend(emit(side, next(steps[side])[0]))
                                 if side in finished or (stop is not None and stop.is_set()):
                                     break
                         yield from pending
@@ -587,9 +687,10 @@ class TwoSidedChat:
     """A conversation held twice: the base's and the aligned model's histories, one model in memory."""
 
     def __init__(self, model, tokenizer, *, strategy: str = "auto", system: str | None = None, block: int = 8,
-                 static: bool | None = None):
+                 chunk: int = 1, static: bool | None = None):
         self.model = model
         self.block = block
+        self.chunk = chunk
         self.static = static
         self.tokenizer = tokenizer
         self.strategy = resolve_strategy(model, strategy)
@@ -613,7 +714,7 @@ class TwoSidedChat:
         texts = {side: [] for side in SIDES}
         info: dict = {}
         for delta in stream_both(self.model, self.tokenizer, prompts, settings, strategy=self.strategy, stop=stop,
-                                 block=self.block, static=self.static, info=info):
+                                 block=self.block, chunk=self.chunk, static=self.static, info=info):
             side = result.side(delta.side)
             texts[delta.side].append(delta.text)
             side.tokens = delta.tokens
