@@ -19,6 +19,34 @@ dpo() { python3 -m dpo_tutor "$@"; }
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
 
 case $stage in
+final)
+  # the chat benchmark, one eager-hf comparison run and the default recipe; each result straight to $OUT
+  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
+  log "chat bench"
+  timeout 170 python3 "$R/benchmarks/chat_bench.py" --model "$DPO_GGUF" --tokens 200 --repeats 3 \
+    --strategies batched,sequential --chunk 1,8 --no-eager --json "$OUT/chat.json" > "$OUT/chat.txt" 2>&1; log "chat rc=$?"
+  tail -14 "$OUT/chat.txt"
+  log "hf eager, checkpointing, grouped: 18 steps on 576 pairs"
+  timeout 100 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --backend hf --compile off --max-pairs 576 \
+    --max-steps 18 --eval-steps 0 --save-steps 0 --out /tmp/runs/hf-eager --quiet > /dev/null 2>&1; log "hf eager rc=$?"
+  cp /tmp/runs/hf-eager/events.jsonl "$OUT/hf-eager-events.jsonl"
+  log "default recipe (auto backend)"
+  timeout "${DEFAULT_TIMEOUT:-200}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  log "default rc=$?"
+  cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
+  log "done final"; exit 0
+  ;;
+variants)
+  # one-change-at-a-time pipeline measurements; the list is benchmarks/${VARIANT_FILE:-variants.txt}
+  t=$(date +%s); python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1; log "byte-compiled /tmp/site in $(( $(date +%s) - t )) s"
+  mapfile -t specs < <(grep -v '^#' "$R/benchmarks/${VARIANT_FILE:-variants.txt}" | grep .)
+  python3 "$R/benchmarks/variants.py" --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-64}" --out /tmp/variants \
+    --profile "${PROFILE:-}" --json "$OUT/x/variants.json" "${specs[@]}" 2>&1 | tee "$OUT/x/variants.txt" | grep -v '^{' | tail -12
+  cp /tmp/variants/*.profile.txt "$OUT/x/" 2>/dev/null
+  tar czf "$OUT/results-$stage.tgz" -C "$OUT" x
+  tar czf "$OUT/runs-$stage.tgz" -C /tmp $(cd /tmp && find variants -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null
+  rm -rf "$OUT/x"; log "done $stage"; exit 0
+  ;;
 hf)
   mkdir -p /tmp/tmuxroot
   for f in "$R"/.gpu/deb/*.deb; do dpkg -x "$f" /tmp/tmuxroot; done
@@ -56,8 +84,10 @@ unsloth)
   ;;
 bench)
   P=${PIPELINES:-trl-defaults,ours-hf,low-memory-hf,unsloth-notebook}
+  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
   log "bench: $P"
-  dpo bench --model "$DPO_GGUF" --data "$DATA" --steps 12 --pipelines "$P" --out /tmp/bench --json > "$OUT/x/bench-other.txt" 2> "$OUT/x/bench-other.err"; log "rc=$?"
+  timeout "${BENCH_TIMEOUT:-540}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-12}" --max-pairs "${MAX_PAIRS:-0}" \
+    --pipelines "$P" --out /tmp/bench --json > "$OUT/x/bench-other.txt" 2> "$OUT/x/bench-other.err"; log "rc=$?"
   cat "$OUT/x/bench-other.txt" | head -8
   [ -n "${NO_OOM:-}" ] && { tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; exit 0; }
   log "real OOM"

@@ -1,0 +1,64 @@
+"""One-change-at-a-time measurements of training pipelines (BENCHMARKS.md's "predictions and results").
+
+Each variant is `dpo-tutor train` with some flags, in its own process (its own import time, first step
+and peak memory), on the same pairs, seed and effective batch (32 pairs) as `dpo-tutor bench`; the
+table is bench's. `--profile NAME` also writes that variant's torch.profiler tables (steps 20-21).
+
+usage: python benchmarks/variants.py --model $DPO_GGUF --data harmless-base-test.jsonl.gz --steps 64 \\
+          --out /tmp/variants 'eager=--backend hf --batch-size 32 --grad-accum 1 --compile off' ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dpo_tutor.engine.bench import Pipeline, format_table, summarize_run
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("variants", nargs="+", help="NAME=FLAGS (flags of dpo-tutor train)")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", default="")
+    ap.add_argument("--steps", type=int, default=64)
+    ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--out", default="/tmp/variants")
+    ap.add_argument("--profile", default="", help="variant name to profile (steps 20-21)")
+    ap.add_argument("--json", default="", help="also write the results here")
+    args = ap.parse_args()
+    common = ["--model", args.model, "--max-steps", str(args.steps), "--max-length", str(args.max_length),
+              "--lr", "5e-4", "--beta", "0.1", "--seed", "42", "--eval-steps", "0", "--save-steps", "0"]
+    if args.data:
+        common += ["--data", args.data]
+    results = []
+    for spec in args.variants:
+        name, _, flags = spec.partition("=")
+        out = Path(args.out) / name
+        env = dict(os.environ)
+        if name == args.profile:
+            env["DPO_TUTOR_PROFILE"] = f"20:2:{Path(args.out) / (name + '.profile.txt')}"
+        cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *shlex.split(flags)]
+        started = time.time()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        result = summarize_run(out, Pipeline(name, flags, tuple(shlex.split(flags))))
+        if proc.returncode != 0 and not result.error:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            result.error = (lines[-1] if lines else f"exit code {proc.returncode}")[:200]
+        result.extra["wall_s"] = round(time.time() - started, 1)
+        results.append(result)
+        print(f"{name}: {json.dumps(result.__dict__, default=str)}", flush=True)
+    print(format_table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], default=str, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
