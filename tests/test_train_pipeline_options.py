@@ -94,3 +94,11 @@ def test_inductor_compiled_layers_learn_the_same(tmp_path):
     eager = _compiled_run(tmp_path, "eager", "off")
     compiled = _compiled_run(tmp_path, "compiled", "on")
     assert _step_losses(compiled) == pytest.approx(_step_losses(eager), rel=1e-3, abs=1e-4)
+
+
+def test_profile_variable_writes_the_operator_tables(tmp_path, monkeypatch):
+    out = tmp_path / "profile.txt"
+    monkeypatch.setenv("DPO_TUTOR_PROFILE", f"2:2:{out}")
+    _losses(tmp_path, "profiled")
+    text = out.read_text()
+    assert text.startswith("steps 2..3: wall ") and "aten::mm" in text and "Self CPU" in text
