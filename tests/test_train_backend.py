@@ -159,12 +159,14 @@ def test_unsloth_backend_wiring_with_a_stand_in(tmp_path, monkeypatch):
     monkeypatch.setattr(utils, "_ChunkedLogProbFunction", CpuChunkedLogProb)
     monkeypatch.setattr(driver, "select_backend", lambda requested: BackendChoice("unsloth", "test stand-in"))
     config = smoke_config(model=str(tmp_path / "base"), max_steps=3, eval_steps=0, save_steps=0,
-                          gradient_checkpointing=True)
+                          gradient_checkpointing=True, compile="on")
     result = driver.run_training(config, tmp_path / "run")
     events = read_events(tmp_path / "run")
     assert result.state == "finished", events[-1]
     assert events[0]["backend"] == "unsloth" and events[0]["versions"]["unsloth"] == "0-fake"
     assert [e["phase"] for e in events if e["type"] == "phase"].count("compiling") == 1
+    assert any("compile on is ignored: Unsloth compiles its own kernels" in e.get("message", "") for e in events)
+    assert not any(e.get("compiled_layers") for e in events)
     assert [e["step"] for e in events if e["type"] == "step"] == [1, 2, 3]
     loaded = calls["from_pretrained"]
     assert loaded["load_in_4bit"] is False and loaded["load_in_16bit"] is True

@@ -494,6 +494,8 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         layers = compiling.compile_layers(trainer.model)
         log.info("torch.compile: %d decoder layers (%s)", layers, compile_reason)
         run.phase("loading_model", f"torch.compile: {layers} decoder layers ({compile_reason})", compiled_layers=layers)
+    elif config.compile == "on":
+        run.phase("loading_model", f"compile on is ignored: {compile_reason}")
 
     run.training = True
     if run.stop.requested:
