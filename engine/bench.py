@@ -9,6 +9,7 @@ every pipeline uses the same learning rate, beta, effective batch, max_length, L
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import statistics
@@ -128,7 +129,7 @@ def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2)
     that `run_rate` includes."""
     if len(steps) < skip + 2:
         skip = 0
-    gaps = [(b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in zip(steps[skip:], steps[skip + 1 :])]
+    gaps = [(b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in itertools.pairwise(steps[skip:])]
     gaps = [g for g in gaps if g > 0]
     return pairs_per_step / statistics.median(gaps) if gaps else None
 
