@@ -52,7 +52,7 @@ def sync(device: str) -> None:
 
 
 def bench_strategy(model, tokenizer, strategy: str, tokens: int, repeats: int, device: str,
-                   static: bool | None = None, chunk: int = 8) -> dict:
+                   static: bool | None = None, chunk: int = 1) -> dict:
     from dpo_tutor.engine.generation import GenerationSettings, TwoSidedChat
 
     settings = GenerationSettings(max_new_tokens=tokens)

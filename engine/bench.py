@@ -33,54 +33,59 @@ class Pipeline:
 
 EFFECTIVE_BATCH = 32
 
+
+def _flags(backend: str, batch: int, accum: int, *, precompute: bool, grouped: bool, compile: str | None = None,
+           optim: str = "adamw_torch") -> tuple[str, ...]:
+    """`dpo-tutor train` flags for one way of computing a step (every pipeline checkpoints; batch x accum
+    is always EFFECTIVE_BATCH). compile None: not passed (Unsloth compiles its own kernels)."""
+    assert batch * accum == EFFECTIVE_BATCH
+    flags = ("--backend", backend, "--batch-size", str(batch), "--grad-accum", str(accum), "--gradient-checkpointing",
+             "--precompute-ref" if precompute else "--no-precompute-ref",
+             "--group-by-length" if grouped else "--no-group-by-length")
+    return flags + (("--compile", compile) if compile else ()) + ("--optim", optim)
+
+
 PIPELINES: dict[str, Pipeline] = {
     p.key: p
     for p in (
         Pipeline(
             "trl-defaults",
             "plain TRL (its defaults: batch 8 x 4, gradient checkpointing, reference every step)",
-            ("--backend", "hf", "--batch-size", "8", "--grad-accum", "4", "--gradient-checkpointing",
-             "--no-precompute-ref", "--no-group-by-length", "--compile", "off", "--optim", "adamw_torch"),
+            _flags("hf", 8, 4, precompute=False, grouped=False, compile="off"),
         ),
         Pipeline(
             "unsloth-notebook",
             "Unsloth as its DPO notebooks configure it (batch 2 x 16, its checkpointing, 8-bit AdamW)",
-            ("--backend", "unsloth", "--batch-size", "2", "--grad-accum", "16", "--gradient-checkpointing",
-             "--no-precompute-ref", "--no-group-by-length", "--optim", "adamw_8bit"),
+            _flags("unsloth", 2, 16, precompute=False, grouped=False, optim="adamw_8bit"),
             needs_cuda=True, needs_unsloth=True,
         ),
         Pipeline(
             "ours-hf",
             "our default recipe on hf: batch 32, length-grouped, reference once, checkpointing",
-            ("--backend", "hf", "--batch-size", "32", "--grad-accum", "1", "--gradient-checkpointing",
-             "--precompute-ref", "--group-by-length", "--compile", "off", "--optim", "adamw_torch"),
+            _flags("hf", 32, 1, precompute=True, grouped=True, compile="off"),
         ),
         Pipeline(
             "ours-hf-compiled",
             "ours on hf with compiled decoder layers: batch 32, length-grouped, reference once, checkpointing",
-            ("--backend", "hf", "--batch-size", "32", "--grad-accum", "1", "--gradient-checkpointing",
-             "--precompute-ref", "--group-by-length", "--compile", "on", "--optim", "adamw_torch"),
+            _flags("hf", 32, 1, precompute=True, grouped=True, compile="on"),
             needs_cuda=True,  # compiling on a CPU costs minutes and tells nothing about the GPU
         ),
         Pipeline(
             "ours-unsloth",
             "our default recipe on Unsloth: batch 32, length-grouped, reference once, Unsloth's checkpointing",
-            ("--backend", "unsloth", "--batch-size", "32", "--grad-accum", "1", "--gradient-checkpointing",
-             "--precompute-ref", "--group-by-length", "--optim", "adamw_torch"),
+            _flags("unsloth", 32, 1, precompute=True, grouped=True),
             needs_cuda=True, needs_unsloth=True,
         ),
         Pipeline(
             "low-memory",
             "ours, low memory on Unsloth: batch 8 x 4, length-grouped, Unsloth's checkpointing, reference once",
-            ("--backend", "unsloth", "--batch-size", "8", "--grad-accum", "4", "--gradient-checkpointing",
-             "--precompute-ref", "--group-by-length", "--optim", "adamw_torch"),
+            _flags("unsloth", 8, 4, precompute=True, grouped=True),
             needs_cuda=True, needs_unsloth=True,
         ),
         Pipeline(
             "low-memory-hf",
             "ours, low memory on hf: batch 8 x 4, length-grouped, checkpointing, compiled, reference once",
-            ("--backend", "hf", "--batch-size", "8", "--grad-accum", "4", "--gradient-checkpointing",
-             "--precompute-ref", "--group-by-length", "--compile", "on", "--optim", "adamw_torch"),
+            _flags("hf", 8, 4, precompute=True, grouped=True, compile="on"),
         ),
     )
 }

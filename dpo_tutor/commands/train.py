@@ -63,7 +63,9 @@ _SWITCH_FLAGS: list[tuple[str, str]] = [
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from dpo_tutor.engine.config import HELP
+    from dpo_tutor.engine.config import BACKENDS, COMPILE_MODES, HELP
+
+    choices = {"--backend": BACKENDS, "--compile": COMPILE_MODES}
 
     p = sub.add_parser(
         "train",
@@ -75,11 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="F", help="a TOML file of settings (flags override it)")
     for flag, name, kind, metavar in _VALUE_FLAGS:
         kwargs: dict = {"dest": name, "type": kind, "metavar": metavar, "default": None, "help": HELP[name]}
-        if flag == "--backend":
-            kwargs["choices"] = ("auto", "unsloth", "hf")
-            kwargs.pop("metavar")
-        if flag == "--compile":
-            kwargs["choices"] = ("auto", "on", "off")
+        if flag in choices:
+            kwargs["choices"] = choices[flag]
             kwargs.pop("metavar")
         p.add_argument(flag, **kwargs)
     for flag, name in _BOOL_FLAGS:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from typing import Any
 
-MODES = ("auto", "on", "off")
-
 
 def decision(mode: str, *, backend: str, cuda: bool) -> tuple[bool, str]:
     """(compile?, why) for the config's `compile` setting."""

@@ -55,10 +55,8 @@ class ProfileCallback(TrainerCallback):
         averages = self.profiler.key_averages()
         device_key = "self_device_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
         with open(self.path, "w", encoding="utf-8") as f:
-            f.write(f"steps {self.first}..{self.first + self.count - 1}: wall {wall:.3f} s\n")
-            events = [e for e in averages if getattr(e, "device_type", None) is not None]
-            device_total = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1e6
-            f.write(f"device time (sum of kernels): {device_total:.3f} s\n\n")
+            # The GPU's busy time is the table's footer, "Self CUDA time total" (kernels counted once).
+            f.write(f"steps {self.first}..{self.first + self.count - 1}: wall {wall:.3f} s\n\n")
             f.write(averages.table(sort_by=device_key, row_limit=40, max_name_column_width=70))
             f.write("\n\n")
             f.write(averages.table(sort_by="self_cpu_time_total", row_limit=40, max_name_column_width=70))

@@ -25,7 +25,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False):
     if not group_by_length and not compiled:
         return DPOTrainer
 
-    class OurDPOTrainer(DPOTrainer):
+    class TunedDPOTrainer(DPOTrainer):
         def _get_train_sampler(self, train_dataset=None):
             if not group_by_length:
                 return super()._get_train_sampler(train_dataset)
@@ -50,5 +50,4 @@ def trainer_class(group_by_length: bool, compiled: bool = False):
             with eager():
                 return super().evaluate(*args, **kwargs)
 
-    OurDPOTrainer.__name__ = "LengthGroupedDPOTrainer" if group_by_length else "OurDPOTrainer"
-    return OurDPOTrainer
+    return TunedDPOTrainer

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,61 +20,65 @@ DIALOG_CSS = """
 """
 
 
-class ConfirmStopDialog(ModalScreen[bool]):
+class ChoiceDialog(ModalScreen[Any]):
+    """A message and a row of buttons; the first button has the focus (the safe answer), and the
+    pressed button's id becomes the answer through `answer()`."""
+
+    # (label, id, variant), the safe choice first
+    BUTTONS: ClassVar[tuple[tuple[str, str, str], ...]] = ()
+
+    def __init__(self, run_name: str) -> None:
+        super().__init__()
+        self.run_name = run_name
+
+    def message(self) -> str:
+        raise NotImplementedError
+
+    def answer(self, button_id: str) -> Any:
+        return button_id
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.message(), markup=False)
+            with Horizontal():
+                for label, button_id, variant in self.BUTTONS:
+                    yield Button(label, id=button_id, variant=variant)
+
+    def on_mount(self) -> None:
+        self.query_one(f"#{self.BUTTONS[0][1]}", Button).focus()
+
+    @on(Button.Pressed)
+    def _answer(self, event: Button.Pressed) -> None:
+        self.dismiss(self.answer(event.button.id or ""))
+
+
+class ConfirmStopDialog(ChoiceDialog):
     """Stop the run? The engine saves a checkpoint and the adapter, so it can be resumed."""
 
     DEFAULT_CSS = DIALOG_CSS.format(cls="ConfirmStopDialog")
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(False)", "Keep training", id="stop-cancel")]
+    BUTTONS = (("Keep training", "keep", "default"), ("Stop the run", "stop", "error"))
 
-    def __init__(self, run_name: str) -> None:
-        super().__init__()
-        self.run_name = run_name
+    def message(self) -> str:
+        return (f"Stop {self.run_name}?\nThe engine saves a checkpoint and the adapter first; "
+                "you can resume it later from the runs list.")
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(
-                f"Stop {self.run_name}?\nThe engine saves a checkpoint and the adapter first; "
-                "you can resume it later from the runs list.",
-                markup=False,
-            )
-            with Horizontal():
-                yield Button("Keep training", id="keep")
-                yield Button("Stop the run", id="stop", variant="error")
-
-    def on_mount(self) -> None:
-        self.query_one("#keep", Button).focus()
-
-    @on(Button.Pressed)
-    def _answer(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "stop")
+    def answer(self, button_id: str) -> bool:
+        return button_id == "stop"
 
 
-class QuitWhileTrainingDialog(ModalScreen[str | None]):
+class QuitWhileTrainingDialog(ChoiceDialog):
     """Quit while a run trains: stop it, leave it running detached, or stay."""
 
     DEFAULT_CSS = DIALOG_CSS.format(cls="QuitWhileTrainingDialog")
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss(None)", "Stay", id="quit-cancel")]
+    BUTTONS = (("Stay", "stay", "default"), ("Leave it running", "detach", "primary"),
+               ("Stop it and quit", "stop", "error"))
 
-    def __init__(self, run_name: str) -> None:
-        super().__init__()
-        self.run_name = run_name
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(
-                f"{self.run_name} is still training.\n"
+    def message(self) -> str:
+        return (f"{self.run_name} is still training.\n"
                 "Stop it (a checkpoint is saved), or leave it running detached: its log keeps growing "
-                "and you can re-attach from the runs list.",
-                markup=False,
-            )
-            with Horizontal():
-                yield Button("Stay", id="stay")
-                yield Button("Leave it running", id="detach", variant="primary")
-                yield Button("Stop it and quit", id="stop", variant="error")
+                "and you can re-attach from the runs list.")
 
-    def on_mount(self) -> None:
-        self.query_one("#stay", Button).focus()
-
-    @on(Button.Pressed)
-    def _answer(self, event: Button.Pressed) -> None:
-        self.dismiss(None if event.button.id == "stay" else event.button.id)
+    def answer(self, button_id: str) -> str | None:
+        return None if button_id == "stay" else button_id
