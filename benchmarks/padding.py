@@ -15,11 +15,10 @@ import statistics
 
 def sequence_lengths(model: str, data: str, max_length: int) -> list[tuple[int, int]]:
     """(chosen length, rejected length) of each usable pair, in tokens, cut at max_length."""
-    from transformers import AutoTokenizer
-
     from dpo_tutor.engine.data.load import load_triplets
     from dpo_tutor.engine.data.render import render_pair
     from dpo_tutor.engine.models import model_location, resolve_model
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_location(resolve_model(model)))
 
