@@ -99,26 +99,32 @@ def bench_single(model, tokenizer, tokens: int, repeats: int, device: str) -> di
             "base_tokens": tokens, "aligned_tokens": None, "base_first_token_s": None, "aligned_first_token_s": None}
 
 
-def bench_step_device(model, tokenizer, tokens: int, repeats: int) -> dict | None:
-    """Device time of one captured greedy decode step of the batched strategy (both rows), or None where
-    there is no such graph (CPU, or a model the batched strategy cannot run).
+def bench_step_device(model, tokenizer, tokens: int, repeats: int, strategy: str = "batched") -> dict | None:
+    """Device time of one captured greedy decode step of the batched or stacked strategy (both rows),
+    or None where there is no such graph (CPU, or a model the strategy cannot run).
 
     Per repeat: fresh rows, prefill, one step (which captures the graph), then the graph replayed for the
     rest of a `tokens`-token answer (the same cache size and slots as a real answer), timed with CUDA
     events around the replays: one sync, divided by the number of replays."""
     import torch
-    from dpo_tutor.engine.generation import batched_rows, batched_supported, render_messages
+    from dpo_tutor.engine.generation import (
+        batched_rows,
+        batched_supported,
+        render_messages,
+        stacked_supported,
+    )
 
     if not torch.cuda.is_available() or next(model.parameters()).device.type != "cuda":
         return None
-    if not batched_supported(model)[0] or tokens < 3:
+    supported = stacked_supported if strategy == "stacked" else batched_supported
+    if not supported(model)[0] or tokens < 3:
         return None
     prompt = render_messages(tokenizer, [{"role": "user", "content": PROMPT}])
     replays = tokens - 2  # the first token comes from the prefill, the second from the capturing step
     times_ms = []
     with torch.inference_mode():
         for _ in range(repeats + 1):  # the first repeat is a warm-up
-            rows = batched_rows(model, tokenizer, [prompt, prompt], tokens)
+            rows = batched_rows(model, tokenizer, [prompt, prompt], tokens, stacked=strategy == "stacked")
             rows.feed(rows.prefill().argmax(-1))
             rows.greedy(1)
             graph = rows.greedy_graph
@@ -133,7 +139,7 @@ def bench_step_device(model, tokenizer, tokens: int, repeats: int) -> dict | Non
             torch.cuda.synchronize()
             times_ms.append(start.elapsed_time(end) / replays)
     step_ms = statistics.median(times_ms[1:])
-    return {"step_ms": step_ms, "ceiling_tokens_per_s": 1000.0 / step_ms, "replays": replays}
+    return {"strategy": strategy, "step_ms": step_ms, "ceiling_tokens_per_s": 1000.0 / step_ms, "replays": replays}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,14 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     strategies = args.strategies.split(",")
     # The chunk matters only where greedy steps run in chunks on static rows: batched, and mixed on CUDA
     # (the sequential strategy's chunk is its block).
-    chunked = {"batched"} | ({"mixed"} if device.startswith("cuda") else set())
+    chunked = {"batched", "stacked"} | ({"mixed"} if device.startswith("cuda") else set())
     variants = [(s, None, c) for s in strategies for c in (chunks if s in chunked else chunks[-1:])]
     if device.startswith("cuda") and not args.no_eager:
         variants += [(s, False, chunks[-1]) for s in strategies]  # the eager loop, for comparison
     results = [bench_strategy(model, tokenizer, s, args.tokens, args.repeats, device, static, chunk)
                for s, static, chunk in variants]
     results.append(bench_single(model, tokenizer, args.tokens, args.repeats, device))
-    step = bench_step_device(model, tokenizer, args.tokens, args.repeats)
+    steps = [step for kind in ("batched", "stacked")
+             if (step := bench_step_device(model, tokenizer, args.tokens, args.repeats, kind)) is not None]
 
     print(f"chat benchmark: {what}, {dtype}, on {hardware}; loaded in {load_s:.1f} s; "
           f"up to {args.tokens} new tokens per side, median of {args.repeats}")
@@ -183,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         tokens = f"{fmt(r['base_tokens'], '.0f')}/{fmt(r['aligned_tokens'], '.0f')}"
         print(f"{r['strategy']:<34} {fmt(r['base_tokens_per_s'], '10.1f')} {fmt(r['aligned_tokens_per_s'], '13.1f')} "
               f"{fmt(r['base_first_token_s'], '10.3f')} {fmt(r['aligned_first_token_s'], '12.3f')} {tokens:>11}")
-    if step is not None:
-        print(f"one batched decode step on the device alone (graph replayed {step['replays']} times, one sync): "
-              f"{step['step_ms']:.3f} ms -> ceiling {step['ceiling_tokens_per_s']:.1f} tokens/s per side")
+    for step in steps:
+        print(f"one {step['strategy']} decode step on the device alone (graph replayed {step['replays']} times, "
+              f"one sync): {step['step_ms']:.3f} ms -> ceiling {step['ceiling_tokens_per_s']:.1f} tokens/s per side")
     streamed = [r for r in results if "texts" in r]
     for other in streamed[1:]:
         for side in ("base", "aligned"):
@@ -195,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"model": what, "dtype": dtype, "hardware": hardware, "tokens": args.tokens,
-                       "results": results, "step_device": step}, f, indent=2)
+                       "results": results, "step_device": steps}, f, indent=2)
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on the lent H100 through the device tool after ../shared/gpu's two staging calls:
 #   call: source .gpu/s2/setup.sh && bash benchmarks/gpu_session.sh STAGE
-# STAGE: hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
+# STAGE: chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
 #        unsloth (default recipe on Unsloth, plus our Unsloth pipelines), bench (the other pipelines + a real OOM).
 # Everything it produces goes under $OUT (at most 8 files come back: results are tarred).
 set -u
@@ -36,11 +36,20 @@ final)
   cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
   log "done final"; exit 0
   ;;
+chat)
+  # the chat benchmark alone: the stacked, batched and sequential strategies, token by token and in chunks
+  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
+  log "chat bench"
+  timeout "${CHAT_TIMEOUT:-200}" python3 "$R/benchmarks/chat_bench.py" --model "$DPO_GGUF" --tokens 200 --repeats 3 \
+    --strategies "${STRATEGIES:-stacked,batched,sequential}" --chunk 1,8 --no-eager --json "$OUT/chat.json" > "$OUT/chat.txt" 2>&1
+  log "chat rc=$?"
+  tail -16 "$OUT/chat.txt"; exit 0
+  ;;
 variants)
   # one-change-at-a-time pipeline measurements; the list is benchmarks/${VARIANT_FILE:-variants.txt}
   t=$(date +%s); python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1; log "byte-compiled /tmp/site in $(( $(date +%s) - t )) s"
   mapfile -t specs < <(grep -v '^#' "$R/benchmarks/${VARIANT_FILE:-variants.txt}" | grep .)
-  python3 "$R/benchmarks/variants.py" --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-64}" --out /tmp/variants \
+  python3 "$R/benchmarks/variants.py" --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-64}" --max-pairs "${MAX_PAIRS:-0}" --out /tmp/variants \
     --profile "${PROFILE:-}" --json "$OUT/x/variants.json" "${specs[@]}" 2>&1 | tee "$OUT/x/variants.txt" | grep -v '^{' | tail -12
   cp /tmp/variants/*.profile.txt "$OUT/x/" 2>/dev/null
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x

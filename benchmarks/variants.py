@@ -6,6 +6,9 @@ table is bench's. `--profile NAME` also writes that variant's torch.profiler tab
 
 usage: python benchmarks/variants.py --model $DPO_GGUF --data harmless-base-test.jsonl.gz --steps 64 \\
           --out /tmp/variants 'eager=--backend hf --batch-size 32 --grad-accum 1 --compile off' ...
+
+Leading VAR=value words of a variant's flags are environment variables for that run only
+('masked=DPO_TUTOR_PADDING_MASK=keep --backend hf ...').
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main() -> int:
     ap.add_argument("--data", default="")
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--max-pairs", type=int, default=0, help="use at most this many training pairs (0 = all)")
     ap.add_argument("--out", default="/tmp/variants")
     ap.add_argument("--profile", default="", help="variant name to profile (steps 20-21)")
     ap.add_argument("--json", default="", help="also write the results here")
@@ -37,11 +41,18 @@ def main() -> int:
               "--lr", "5e-4", "--beta", "0.1", "--seed", "42", "--eval-steps", "0", "--save-steps", "0"]
     if args.data:
         common += ["--data", args.data]
+    if args.max_pairs:
+        common += ["--max-pairs", str(args.max_pairs)]
     results = []
     for spec in args.variants:
         name, _, flags = spec.partition("=")
         out = Path(args.out) / name
         env = dict(os.environ)
+        words = shlex.split(flags)
+        while words and "=" in words[0] and not words[0].startswith("-"):
+            key, _, value = words.pop(0).partition("=")
+            env[key] = value
+        flags = shlex.join(words)
         if name == args.profile:
             env["DPO_TUTOR_PROFILE"] = f"20:2:{Path(args.out) / (name + '.profile.txt')}"
         cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *shlex.split(flags)]

@@ -7,12 +7,19 @@ the adapter switched off. Two strategies answer both at once, token by token, wi
   `adapter_names=["__base__", "default"]`. Exact on a plain transformers + PEFT model. An Unsloth model
   silently ignores `adapter_names` (every row gets the adapter: ../shared/gpu/README.md), so `auto`
   never picks it there and asking for it raises.
-- **batched** (what `auto` picks on a GPU for a plain PEFT model): the same batch of two rows, but the
+- **batched**: the same batch of two rows, but the
   LoRA update is multiplied by a per-row 0/1 tensor (row 0, the base, gets exactly + 0), so the whole
   decode step is one CUDA graph for both sides. Plain PEFT LoRA on linear layers only (no DoRA, no Unsloth).
   Greedy, the step can also pick its token (argmax) and set up the next step on the device, so a chunk
   of n steps is n replays and ONE host sync (`_StaticRows.greedy`, `chunk=n`); off by default for this
   strategy, whose step is bound by the GPU, not the host (BENCHMARKS.md).
+- **stacked** (what `auto` picks on a GPU for a plain PEFT model): the same batch of two rows on one
+  CUDA graph, but each LoRA linear layer becomes ONE batched matmul against a stack of two weights:
+  the base's own weight for row 0 and the merged `W + scale * B @ A` (summed in float32, stored in the
+  model's dtype) for row 1. The row-scaled step runs 5 kernels per adapted layer (base matmul, A, B,
+  scale, add); this runs 1, which is what a 135M model's decode step is made of (BENCHMARKS.md). Costs
+  one extra copy of the adapted weights while answering. Plain `nn.Linear` bases only (no DoRA, no
+  fan-in-fan-out, no LoRA bias); otherwise `batched` is used.
 - **sequential** (what `auto` picks otherwise): two batches of one row, stepped in turn; the base's steps run
   inside `with model.disable_adapter():`. Works on any PEFT model, Unsloth included. On a GPU each side's
   decode step is captured once as a CUDA graph (the base's with the adapter off) and replayed per token;
@@ -33,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 SIDES = ("base", "aligned")
-STRATEGIES = ("auto", "batched", "mixed", "sequential")
+STRATEGIES = ("auto", "stacked", "batched", "mixed", "sequential")
 BASE_ADAPTER = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
 # The seed's three probe prompts: helpfulness, harmlessness, honesty.
@@ -206,6 +213,67 @@ def row_scaled_adapter(model, rows_on: Sequence[bool], keep: list):
             layer.scaling[name] = value
 
 
+def stacked_supported(model) -> tuple[bool, str]:
+    """(can each LoRA layer become one batched matmul over stacked weights, why not)."""
+    ok, why = batched_supported(model)
+    if not ok:
+        return ok, why
+    import torch
+
+    for layer in _lora_layers(model):
+        if type(layer.get_base_layer()) is not torch.nn.Linear:
+            return False, f"a LoRA over a {type(layer.get_base_layer()).__name__} (only plain nn.Linear is stacked)"
+        if getattr(layer, "fan_in_fan_out", False):
+            return False, "a fan-in-fan-out LoRA layer"
+        if any(layer.lora_B[name].bias is not None for name in layer.active_adapters if name in layer.lora_B):
+            return False, "a LoRA with its own bias"
+    return True, ""
+
+
+def _merged_weight(layer):
+    """The layer's weight with its active adapters merged in: summed in float32, in the weight's dtype."""
+    weight = layer.get_base_layer().weight
+    merged = weight.float()
+    for name in layer.active_adapters:
+        if name in layer.lora_A and name in layer.scaling:
+            a, b = layer.lora_A[name].weight.float(), layer.lora_B[name].weight.float()
+            merged = merged + (b @ a) * float(layer.scaling[name])
+    return merged.to(weight.dtype)
+
+
+@contextlib.contextmanager
+def stacked_adapter(model, rows_on: Sequence[bool], keep: list):
+    """While inside, each LoRA linear layer computes ONE batched matmul for all rows: row r against the
+    base weight (off) or the merged weight (on). Inputs must be (rows, tokens, features).
+
+    The stacked weights are built at the first entry and kept in `keep` (a CUDA graph captured inside
+    reads them at every replay; later entries reuse them)."""
+    import torch
+
+    patched = []
+    layers = _lora_layers(model)
+    if not keep:
+        for layer in layers:
+            base = layer.get_base_layer()
+            merged = _merged_weight(layer) if any(rows_on) else None
+            # (rows, out, in) -> a (rows, in, out) view: x (rows, T, in) @ it is one bmm.
+            keep.append(torch.stack([merged if on else base.weight.detach() for on in rows_on]).transpose(1, 2))
+    try:
+        for layer, stacked in zip(layers, keep, strict=True):
+            bias = layer.get_base_layer().bias
+
+            def forward(x, *args, _w=stacked, _b=bias, **kwargs):
+                out = torch.matmul(x, _w)
+                return out if _b is None else out + _b
+
+            layer.forward = forward  # an instance attribute: nn.Module.__call__ runs it
+            patched.append(layer)
+        yield
+    finally:
+        for layer in patched:
+            del layer.forward  # back to the class's forward
+
+
 def resolve_strategy(model, requested: str = "auto") -> str:
     if requested not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
@@ -214,15 +282,18 @@ def resolve_strategy(model, requested: str = "auto") -> str:
         from .errors import UserError
 
         raise UserError(f"the mixed-adapter strategy cannot be used here: {why}", remedy="use --strategy sequential")
-    if requested == "batched":
-        ok_b, why_b = batched_supported(model)
+    if requested in ("batched", "stacked"):
+        ok_b, why_b = (batched_supported if requested == "batched" else stacked_supported)(model)
         if not ok_b:
             from .errors import UserError
 
-            raise UserError(f"the batched strategy cannot be used here: {why_b}", remedy="use --strategy sequential")
+            raise UserError(f"the {requested} strategy cannot be used here: {why_b}", remedy="use --strategy sequential")
     if requested == "auto":
-        if _device(model).type == "cuda" and batched_supported(model)[0]:
-            return "batched"
+        if _device(model).type == "cuda":
+            if stacked_supported(model)[0]:
+                return "stacked"
+            if batched_supported(model)[0]:
+                return "batched"
         # Measured (BENCHMARKS.md, chat_bench.py): two single-row streams in turn beat the mixed batch on
         # CPU, and on a GPU they replay CUDA graphs, which the mixed batch cannot. They also work on Unsloth.
         return "sequential"
@@ -514,14 +585,17 @@ def _device(model):
     return next(model.parameters()).device
 
 
-def batched_rows(model, tokenizer, prompts: list[str], max_new_tokens: int, *, chunk: int = 1) -> _StaticRows:
-    """The batched strategy's rows (base first): the LoRA scaled by 0 on the base row and by 1 on the
-    aligned row, on a static cache; one CUDA graph per kind of step on a GPU."""
+def batched_rows(model, tokenizer, prompts: list[str], max_new_tokens: int, *, chunk: int = 1,
+                 stacked: bool = False) -> _StaticRows:
+    """The batched (or stacked) strategy's rows, base first, on a static cache; one CUDA graph per kind
+    of step on a GPU. batched: the LoRA scaled by 0 on the base row and by 1 on the aligned row;
+    stacked: each LoRA layer one batched matmul over (base weight, merged weight)."""
     device = _device(model)
     keep: list = []
+    adapter = stacked_adapter if stacked else row_scaled_adapter
     rows = _StaticRows(model, tokenizer, prompts, None, device, max_new_tokens=max_new_tokens, chunk=chunk,
                        use_graph=device.type == "cuda",
-                       context=lambda: row_scaled_adapter(model, (False, True), keep))
+                       context=lambda: adapter(model, (False, True), keep))
     rows.keep = keep
     return rows
 
@@ -633,13 +707,13 @@ def stream_both(
             if settings.max_new_tokens <= 0:
                 yield from finish_stopped()
                 return
-            if strategy in ("mixed", "batched"):
+            if strategy in ("mixed", "batched", "stacked"):
                 if strategy == "mixed":
                     active = getattr(model, "active_adapter", "default")
                     rows = make_rows([prompts["base"], prompts["aligned"]], [BASE_ADAPTER, active], rows_chunk=chunk)
                 else:
                     rows = batched_rows(model, tokenizer, [prompts["base"], prompts["aligned"]],
-                                        settings.max_new_tokens, chunk=chunk)
+                                        settings.max_new_tokens, chunk=chunk, stacked=strategy == "stacked")
                     made.append(rows)
                 # A finished row keeps decoding (its output is ignored): the batch stays rectangular.
                 for tokens in _token_steps(rows, settings, generator, chunk):

@@ -33,7 +33,7 @@ def reference_generate(model, tokenizer, messages, max_new_tokens):
     return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("strategy", ["batched", "mixed", "sequential"])
+@pytest.mark.parametrize("strategy", ["stacked", "batched", "mixed", "sequential"])
 def test_each_column_equals_its_single_model_reference(run_dir, strategy):
     from dpo_tutor.engine.generation import GenerationSettings, TwoSidedChat
     from dpo_tutor.engine.models import load_aligned, load_model_and_tokenizer
@@ -61,13 +61,50 @@ def test_mixed_batch_equals_two_generations_in_turn(models):
         mixed = TwoSidedChat(model, tokenizer, strategy="mixed").answer(prompt, settings)
         seq = TwoSidedChat(model, tokenizer, strategy="sequential").answer(prompt, settings)
         batched = TwoSidedChat(model, tokenizer, strategy="batched").answer(prompt, settings)
+        stacked = TwoSidedChat(model, tokenizer, strategy="stacked").answer(prompt, settings)
         assert (mixed.base.text, mixed.aligned.text) == (seq.base.text, seq.aligned.text)
         assert (batched.base.text, batched.aligned.text) == (seq.base.text, seq.aligned.text)
-        assert batched.decode == "static cache"
-    # The row scaling is undone afterwards: every LoRA layer's scaling is a plain number again.
+        assert (stacked.base.text, stacked.aligned.text) == (seq.base.text, seq.aligned.text)
+        assert batched.decode == stacked.decode == "static cache"
+    # The row scaling and the stacked forwards are undone afterwards: every LoRA layer's scaling is a
+    # plain number again and its forward is the class's.
     from dpo_tutor.engine.generation import _lora_layers
 
     assert all(isinstance(v, float) for layer in _lora_layers(model) for v in layer.scaling.values())
+    assert not any("forward" in vars(layer) for layer in _lora_layers(model))
+
+
+def test_stacked_step_gives_each_row_its_own_models_logits(models):
+    """One stacked forward of two rows = the base model on row 0 and the adapted model on row 1."""
+    import torch
+    from dpo_tutor.engine.generation import _lora_layers, stacked_adapter
+
+    model, tokenizer, _ = models
+    rows = [tokenizer(t, add_special_tokens=False)["input_ids"][:5] for t in ("How do I bake a cake?", "Tell me a joke")]
+    ids = torch.tensor(rows)
+    with torch.no_grad():
+        keep: list = []
+        with stacked_adapter(model, (False, True), keep):
+            both = model(input_ids=ids).logits
+        aligned = model(input_ids=ids).logits
+        with model.disable_adapter():
+            base = model(input_ids=ids).logits
+    assert torch.allclose(both[0], base[0], atol=1e-5) and torch.allclose(both[1], aligned[1], atol=1e-5)
+    assert not torch.allclose(base[1], aligned[1], atol=1e-3)  # the adapter does change row 1
+    assert len(keep) == len(_lora_layers(model))
+
+
+def test_stacked_is_refused_where_it_cannot_be_exact():
+    from dpo_tutor.engine.errors import UserError
+    from dpo_tutor.engine.generation import resolve_strategy
+    from dpo_tutor.engine.models import build_tiny_model
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = build_tiny_model()
+    dora = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", use_dora=True))
+    with pytest.raises(UserError, match="stacked strategy cannot be used"):
+        resolve_strategy(dora, "stacked")
+    assert resolve_strategy(dora, "auto") == "sequential"  # on the CPU auto never stacks
 
 
 def test_sampled_answers_are_reproducible_with_a_seed_and_vary_without(models):
@@ -114,7 +151,7 @@ def test_both_columns_stream_token_by_token_and_interleave(models, strategy):
     assert chat.last.base.first_token_s is not None
 
 
-@pytest.mark.parametrize("strategy", ["batched", "mixed", "sequential"])
+@pytest.mark.parametrize("strategy", ["stacked", "batched", "mixed", "sequential"])
 def test_stop_ends_both_sides_early(models, strategy):
     from dpo_tutor.engine.generation import GenerationSettings, TwoSidedChat
 

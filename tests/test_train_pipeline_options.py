@@ -102,3 +102,49 @@ def test_profile_variable_writes_the_operator_tables(tmp_path, monkeypatch):
     _losses(tmp_path, "profiled")
     text = out.read_text()
     assert text.startswith("steps 2..3: wall ") and "aten::mm" in text and "Self CPU" in text
+
+
+def test_right_padded_rows_give_the_same_logits_without_the_padding_mask():
+    import torch
+    from dpo_tutor.engine.models import build_tiny_model
+    from dpo_tutor.engine.train.padding import RightPaddedBatches
+    from peft import LoraConfig, get_peft_model
+
+    model, _ = build_tiny_model()
+    model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    lengths = [9, 5, 2]
+    ids = torch.randint(3, 200, (3, 9))
+    mask = torch.tensor([[1] * n + [0] * (9 - n) for n in lengths])
+    hook = RightPaddedBatches(model)
+    assert hook.installed
+    with torch.no_grad():
+        masked = model(input_ids=ids, attention_mask=mask).logits
+        with hook.active():
+            unmasked = model(input_ids=ids, attention_mask=mask).logits
+        outside = model(input_ids=ids, attention_mask=mask).logits
+    assert hook.dropped == 1  # only inside active()
+    for row, n in enumerate(lengths):
+        assert torch.allclose(unmasked[row, :n], masked[row, :n], atol=1e-5)
+    assert not torch.allclose(unmasked[2, 2:], masked[2, 2:], atol=1e-3)  # padding did see something else
+    assert torch.equal(outside, masked)
+    hook.remove()
+
+
+def test_dropping_the_padding_mask_gives_the_same_losses(tmp_path, monkeypatch):
+    from dpo_tutor.engine.train import padding
+
+    made = []
+
+    class Counting(padding.RightPaddedBatches):
+        def __init__(self, model):
+            super().__init__(model)
+            made.append(self)
+
+    monkeypatch.setattr(padding, "RightPaddedBatches", Counting)
+    monkeypatch.setenv(padding.ENV, "keep")
+    kept = _losses(tmp_path, "kept", eval_steps=2, eval_pairs=4)
+    assert made == []
+    monkeypatch.delenv(padding.ENV)
+    dropped = _losses(tmp_path, "dropped", eval_steps=2, eval_pairs=4)
+    assert len(made) == 1 and made[0].dropped >= 4  # the reference pass and every step ran unmasked
+    assert dropped == pytest.approx(kept, rel=1e-4, abs=1e-5)

@@ -5,6 +5,11 @@ Length grouping is ours because TRL's tokenized preference rows carry `prompt_id
 `rejected_ids` rather than the `input_ids` that transformers' `LengthGroupedSampler` looks for: we give
 it the length of the longer side of each pair, so pairs of similar length share a batch and little of
 a batch is padding. Everything else (loss, metrics, reference handling) is TRL's own.
+
+Two host-side savings on every step (the step of a 135M model is bound by the host, BENCHMARKS.md):
+the loss and the reference pass run without the padding mask (`padding.py`: exact for TRL's right-
+padded rows), and the FLOP count transformers logs reuses the parameter count instead of walking
+every parameter of the model again at each step.
 """
 
 from __future__ import annotations
@@ -22,10 +27,37 @@ def trainer_class(group_by_length: bool, compiled: bool = False):
     """TRL's DPOTrainer (as patched by Unsloth when Unsloth was imported first), or a subclass of it."""
     from trl import DPOTrainer
 
-    if not group_by_length and not compiled:
-        return DPOTrainer
+    from . import padding
 
     class TunedDPOTrainer(DPOTrainer):
+        right_padded = None  # the hook, installed at first use (TRL's __init__ already runs the reference pass)
+        _flop_parameters: int | None = None
+
+        def _unmasked(self):
+            import contextlib
+
+            if not padding.enabled():
+                return contextlib.nullcontext()
+            if self.right_padded is None:
+                self.right_padded = padding.RightPaddedBatches(self.model)
+            return self.right_padded.active()
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            with self._unmasked():
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def compute_ref_log_probs(self, model, inputs):
+            with self._unmasked():
+                return super().compute_ref_log_probs(model, inputs)
+
+        def floating_point_ops(self, inputs) -> int:
+            """transformers' estimate (6 x tokens x non-embedding parameters), the count taken once."""
+            if "input_ids" not in inputs or not hasattr(self.model, "num_parameters"):
+                return 0
+            if self._flop_parameters is None:
+                self._flop_parameters = self.model.num_parameters(exclude_embeddings=True)
+            return 6 * inputs["input_ids"].numel() * self._flop_parameters
+
         def _get_train_sampler(self, train_dataset=None):
             if not group_by_length:
                 return super()._get_train_sampler(train_dataset)
