@@ -78,14 +78,14 @@ PIPELINES: dict[str, Pipeline] = {
         ),
         Pipeline(
             "low-memory",
-            "ours, low memory on Unsloth: batch 8 x 4, length-grouped, Unsloth's checkpointing, reference once",
-            _flags("unsloth", 8, 4, precompute=True, grouped=True),
+            "ours, low memory on Unsloth: batch 16 x 2, length-grouped, Unsloth's checkpointing, reference once",
+            _flags("unsloth", 16, 2, precompute=True, grouped=True),
             needs_cuda=True, needs_unsloth=True,
         ),
         Pipeline(
             "low-memory-hf",
-            "ours, low memory on hf: batch 8 x 4, length-grouped, checkpointing, compiled, reference once",
-            _flags("hf", 8, 4, precompute=True, grouped=True, compile="on"),
+            "ours, low memory on hf: batch 16 x 2, length-grouped, checkpointing, compiled, reference once",
+            _flags("hf", 16, 2, precompute=True, grouped=True, compile="on"),
         ),
     )
 }

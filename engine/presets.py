@@ -58,10 +58,10 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "low-memory",
-            "low memory (< 1 GiB of GPU memory)",
-            "the lesson run in micro-batches of 8 (4 accumulated: the same learning), checkpointing and "
-            "compiled layers: 0.93 GiB at ~26 pairs/s on an H100 (hf); for small or shared GPUs",
-            {**LESSON_RUN, "batch_size": 8, "grad_accum": 4, "compile": "auto"},
+            "low memory (< 1.5 GiB of GPU memory)",
+            "the lesson run in micro-batches of 16 (2 accumulated: the same learning), checkpointing and "
+            "compiled layers on hf; under 1.5 GiB of GPU memory, for small or shared GPUs (BENCHMARKS.md)",
+            {**LESSON_RUN, "batch_size": 16, "grad_accum": 2, "compile": "auto"},
         ),
     )
 }
