@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on the lent H100 through the device tool after ../shared/gpu's two staging calls:
 #   call: source .gpu/s2/setup.sh && bash benchmarks/gpu_session.sh STAGE
-# STAGE: chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
+# STAGE: probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
 #        unsloth (default recipe on Unsloth, plus our Unsloth pipelines), bench (the other pipelines + a real OOM).
 # Everything it produces goes under $OUT (at most 8 files come back: results are tarred).
 set -u
@@ -35,6 +35,19 @@ final)
   log "default rc=$?"
   cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
   log "done final"; exit 0
+  ;;
+probe)
+  # where the time to the first step goes: cProfile (wall time per function) of short hf and Unsloth runs,
+  # and the import times of the stack
+  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
+  python3 -X importtime -c "import torch, transformers, peft, datasets, trl; from trl import DPOTrainer" 2> "$OUT/x/importtime.txt"
+  for b in hf unsloth; do
+    log "probe $b"
+    python3 -m cProfile -o "$OUT/x/$b.prof" -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --backend $b --max-pairs 768 \
+      --max-steps "${STEPS:-12}" --eval-steps 0 --save-steps 0 --out /tmp/runs/probe-$b --quiet > /dev/null 2>&1; log "$b rc=$?"
+    cp /tmp/runs/probe-$b/events.jsonl "$OUT/x/$b-events.jsonl"
+  done
+  tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
   ;;
 chat)
   # the chat benchmark alone: the stacked, batched and sequential strategies, token by token and in chunks
