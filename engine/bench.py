@@ -29,6 +29,7 @@ class Pipeline:
     flags: tuple[str, ...]
     needs_cuda: bool = False
     needs_unsloth: bool = False
+    env: tuple[tuple[str, str], ...] = ()  # environment of this pipeline's process only
 
 
 EFFECTIVE_BATCH = 32
@@ -52,6 +53,7 @@ PIPELINES: dict[str, Pipeline] = {
             "trl-defaults",
             "plain TRL (its defaults: batch 8 x 4, gradient checkpointing, reference every step)",
             _flags("hf", 8, 4, precompute=False, grouped=False, compile="off"),
+            env=(("DPO_TUTOR_PADDING_MASK", "keep"),),  # TRL's own DPOTrainer class, padding mask and all
         ),
         Pipeline(
             "unsloth-notebook",
@@ -182,7 +184,7 @@ def run_pipeline(pipeline: Pipeline, *, out: Path, common: list[str], timeout: f
     if why:
         return BenchResult(pipeline.key, pipeline.label, state="skipped", skipped=why)
     cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *pipeline.flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **dict(pipeline.env)})
     result = summarize_run(out, pipeline)
     if proc.returncode != 0 and not result.error:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]

@@ -148,3 +148,16 @@ def test_dropping_the_padding_mask_gives_the_same_losses(tmp_path, monkeypatch):
     dropped = _losses(tmp_path, "dropped", eval_steps=2, eval_pairs=4)
     assert len(made) == 1 and made[0].dropped >= 4  # the reference pass and every step ran unmasked
     assert dropped == pytest.approx(kept, rel=1e-4, abs=1e-5)
+
+
+def test_the_bench_baseline_is_trls_own_trainer_class(monkeypatch):
+    from dpo_tutor.engine.bench import PIPELINES
+    from dpo_tutor.engine.train import padding
+    from dpo_tutor.engine.train.trainer import trainer_class
+    from trl import DPOTrainer
+
+    for key, value in PIPELINES["trl-defaults"].env:
+        monkeypatch.setenv(key, value)
+    assert trainer_class(group_by_length=False, compiled=False) is DPOTrainer
+    monkeypatch.delenv(padding.ENV)
+    assert trainer_class(group_by_length=False, compiled=False) is not DPOTrainer  # ours drops the mask

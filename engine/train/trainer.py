@@ -29,6 +29,9 @@ def trainer_class(group_by_length: bool, compiled: bool = False):
 
     from . import padding
 
+    if not group_by_length and not compiled and not padding.enabled():
+        return DPOTrainer  # plain TRL (the bench's baseline)
+
     class TunedDPOTrainer(DPOTrainer):
         right_padded = None  # the hook, installed at first use (TRL's __init__ already runs the reference pass)
         _flop_parameters: int | None = None
