@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..engine.generation import STRATEGIES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -24,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="held-out prompts added to the three probe prompts (default 3)")
     p.add_argument("--no-generations", action="store_true",
                    help="skip generations and the refusal check (faster)")
-    p.add_argument("--strategy", choices=("auto", "batched", "mixed", "sequential"), default="auto",
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
                    help="how both sides generate (see `dpo-tutor chat --help`)")
     p.add_argument("--seed", type=int, default=0, help="seed for the pair sample and sampled answers")
     p.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS,
