@@ -18,8 +18,9 @@ the adapter switched off. Two strategies answer both at once, token by token, wi
   the base's own weight for row 0 and the merged `W + scale * B @ A` (summed in float32, stored in the
   model's dtype) for row 1. The row-scaled step runs 5 kernels per adapted layer (base matmul, A, B,
   scale, add); this runs 1, which is what a 135M model's decode step is made of (BENCHMARKS.md). Costs
-  one extra copy of the adapted weights while answering. Plain `nn.Linear` bases only (no DoRA, no
-  fan-in-fan-out, no LoRA bias); otherwise `batched` is used.
+  two copies of the adapted weights while answering (`auto` takes it only where they fit in half the
+  free GPU memory). Plain `nn.Linear` bases only (no DoRA, no fan-in-fan-out, no LoRA bias); otherwise
+  `batched` is used.
 - **sequential** (what `auto` picks otherwise): two batches of one row, stepped in turn; the base's steps run
   inside `with model.disable_adapter():`. Works on any PEFT model, Unsloth included. On a GPU each side's
   decode step is captured once as a CUDA graph (the base's with the adapter off) and replayed per token;
@@ -230,6 +231,18 @@ def stacked_supported(model) -> tuple[bool, str]:
     return True, ""
 
 
+def stacked_extra_bytes(model) -> int:
+    """Memory the stacked strategy adds while answering: one merged copy of every adapted weight (the
+    base row's copy is a second one too: `torch.stack` copies both)."""
+    return sum(2 * layer.get_base_layer().weight.numel() * layer.get_base_layer().weight.element_size()
+               for layer in _lora_layers(model))
+
+
+def stacked_fits(model, free_bytes: int) -> bool:
+    """Whether the stacks take at most half of the free device memory (auto's rule; else batched)."""
+    return stacked_extra_bytes(model) <= free_bytes // 2
+
+
 def _merged_weight(layer):
     """The layer's weight with its active adapters merged in: summed in float32, in the weight's dtype."""
     weight = layer.get_base_layer().weight
@@ -289,8 +302,11 @@ def resolve_strategy(model, requested: str = "auto") -> str:
 
             raise UserError(f"the {requested} strategy cannot be used here: {why_b}", remedy="use --strategy sequential")
     if requested == "auto":
-        if _device(model).type == "cuda":
-            if stacked_supported(model)[0]:
+        device = _device(model)
+        if device.type == "cuda":
+            import torch
+
+            if stacked_supported(model)[0] and stacked_fits(model, torch.cuda.mem_get_info(device)[0]):
                 return "stacked"
             if batched_supported(model)[0]:
                 return "batched"

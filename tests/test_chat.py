@@ -236,3 +236,13 @@ def test_static_cache_decoding_equals_the_dynamic_cache(models, strategy):
         dynamic = dynamic_chat.answer(prompt, settings)
         assert static.decode == "static cache" and dynamic.decode == "eager"
         assert (static.base.text, static.aligned.text) == (dynamic.base.text, dynamic.aligned.text)
+
+
+def test_stacked_memory_is_two_copies_of_the_adapted_weights(models):
+    from dpo_tutor.engine.generation import _lora_layers, stacked_extra_bytes, stacked_fits
+
+    model, _, _ = models
+    weights = [layer.get_base_layer().weight for layer in _lora_layers(model)]
+    expected = 2 * sum(w.numel() * w.element_size() for w in weights)
+    assert stacked_extra_bytes(model) == expected > 0
+    assert stacked_fits(model, 2 * expected) and not stacked_fits(model, 2 * expected - 2)

@@ -87,7 +87,7 @@ def test_replay_delays_follow_recorded_time_scaled_and_capped():
 def test_presets_are_valid_configs():
     assert [p.label for p in PRESETS.values()] == [
         "quick demo (1 min)", "lesson run (~4 min, the video segment)", "full epoch",
-        "low memory (< 1 GiB of GPU memory)"]
+        "low memory (< 1.5 GiB of GPU memory)"]
     for p in PRESETS.values():
         config = p.apply()
         assert isinstance(config, TrainConfig)
