@@ -10,16 +10,10 @@ stage=${1:?stage}
 export DPO_TUTOR_CACHE_DIR=/tmp/dpo-cache PYTHONUNBUFFERED=1 UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_cache
 # The image's own packages (torch, transformers ...) carry no byte-code and their folder is not written to,
 # so every process compiled ~3,600 files again (~11 s under cProfile, the probe stage). A pip-installed
-# stack has its byte-code; give this one a writable byte-code cache, filled once per machine
-# (PYCACHE=0 measures without it).
+# stack has its byte-code; give this one a writable byte-code cache (PYCACHE=0 measures without it).
 if [ "${PYCACHE:-1}" = 1 ]; then
   unset PYTHONDONTWRITEBYTECODE
   export PYTHONPYCACHEPREFIX=/tmp/pycache
-  if [ ! -d /tmp/pycache ]; then
-    t=$(date +%s)
-    python3 -m compileall -q -j 16 "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" /tmp/site > /dev/null 2>&1
-    echo "byte-code cache filled in $(( $(date +%s) - t )) s"
-  fi
 fi
 DATA=$R/.gpu/data/harmless-base-test.jsonl.gz
 X=${EXTRA_TRAIN_FLAGS:-}  # rehearsal on a CPU: EXTRA_TRAIN_FLAGS="--max-steps 20 --max-length 128" DPO_GGUF=tiny
@@ -30,11 +24,15 @@ mkdir -p /tmp/runs "$OUT/x"
 cd /tmp
 dpo() { python3 -m dpo_tutor "$@"; }
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
+# Byte-code for the carried packages and this project (and, with the cache, the image's): once per machine,
+# then only what changed.
+t=$(date +%s)
+python3 -m compileall -q -j 16 /tmp/site ${PYTHONPYCACHEPREFIX:+"$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"} > /dev/null 2>&1
+log "byte-compiled in $(( $(date +%s) - t )) s"
 
 case $stage in
 final)
   # the chat benchmark, one eager-hf comparison run and the default recipe; each result straight to $OUT
-  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
   log "chat bench"
   timeout 170 python3 "$R/benchmarks/chat_bench.py" --model "$DPO_GGUF" --tokens 200 --repeats 3 \
     --strategies batched,sequential --chunk 1,8 --no-eager --json "$OUT/chat.json" > "$OUT/chat.txt" 2>&1; log "chat rc=$?"
@@ -52,7 +50,6 @@ final)
 probe)
   # where the time to the first step goes: cProfile (wall time per function) of short hf and Unsloth runs,
   # and the import times of the stack
-  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
   python3 -X importtime -c "import torch, transformers, peft, datasets, trl; from trl import DPOTrainer" 2> "$OUT/x/importtime.txt"
   for b in hf unsloth; do
     log "probe $b"
@@ -64,7 +61,6 @@ probe)
   ;;
 chat)
   # the chat benchmark alone: the stacked, batched and sequential strategies, token by token and in chunks
-  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
   log "chat bench"
   timeout "${CHAT_TIMEOUT:-200}" python3 "$R/benchmarks/chat_bench.py" --model "$DPO_GGUF" --tokens 200 --repeats 3 \
     --strategies "${STRATEGIES:-stacked,batched,sequential}" --chunk 1,8 --no-eager --json "$OUT/chat.json" > "$OUT/chat.txt" 2>&1
@@ -73,7 +69,6 @@ chat)
   ;;
 variants)
   # one-change-at-a-time pipeline measurements; the list is benchmarks/${VARIANT_FILE:-variants.txt}
-  t=$(date +%s); python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1; log "byte-compiled /tmp/site in $(( $(date +%s) - t )) s"
   mapfile -t specs < <(grep -v '^#' "$R/benchmarks/${VARIANT_FILE:-variants.txt}" | grep .)
   python3 "$R/benchmarks/variants.py" --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-64}" --max-pairs "${MAX_PAIRS:-0}" --out /tmp/variants \
     --profile "${PROFILE:-}" --json "$OUT/x/variants.json" "${specs[@]}" 2>&1 | tee "$OUT/x/variants.txt" | grep -v '^{' | tail -12
@@ -119,7 +114,6 @@ unsloth)
   ;;
 bench)
   P=${PIPELINES:-trl-defaults,ours-hf,low-memory-hf,unsloth-notebook}
-  python3 -m compileall -q -j 16 /tmp/site > /dev/null 2>&1
   log "bench: $P"
   timeout "${BENCH_TIMEOUT:-540}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-12}" --max-pairs "${MAX_PAIRS:-0}" \
     --pipelines "$P" --out /tmp/bench --json > "$OUT/x/bench-other.txt" 2> "$OUT/x/bench-other.err"; log "rc=$?"

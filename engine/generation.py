@@ -234,8 +234,8 @@ def stacked_supported(model) -> tuple[bool, str]:
 def stacked_extra_bytes(model) -> int:
     """Memory the stacked strategy adds while answering: one merged copy of every adapted weight (the
     base row's copy is a second one too: `torch.stack` copies both)."""
-    return sum(2 * layer.get_base_layer().weight.numel() * layer.get_base_layer().weight.element_size()
-               for layer in _lora_layers(model))
+    weights = [layer.get_base_layer().weight for layer in _lora_layers(model)]
+    return sum(2 * w.numel() * w.element_size() for w in weights)
 
 
 def stacked_fits(model, free_bytes: int) -> bool:

@@ -57,3 +57,16 @@ def record_notifications(app) -> list[tuple[str, str]]:
 
     app.notify = notify
     return notes
+
+
+async def start_tiny_run_from_form(pilot, screen, max_steps: int):
+    """Fill the Train form for a tiny CPU run (batch 2, 64 tokens), start it with ctrl+r: the app's watcher."""
+    from dpo_tutor.tui.run_watcher import watcher_of
+
+    for name, value in {"model": "tiny", "max_steps": str(max_steps), "batch_size": "2", "grad_accum": "1",
+                        "max_length": "64"}.items():
+        screen.query_one(f"#in-{name}").value = value
+    await pilot.pause()
+    await pilot.press("ctrl+r")
+    await pilot.pause()
+    return watcher_of(pilot.app)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import record_notifications, steps_of
+from conftest import record_notifications, start_tiny_run_from_form, steps_of
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
 
@@ -182,7 +182,6 @@ def test_sigterm_stops_gracefully_with_a_checkpoint_and_the_adapter(tmp_path):
 async def test_injected_oom_fails_with_remedies_and_the_train_screen_stays_alive(tmp_path, monkeypatch):
     from dpo_tutor.tui.app import DpoTutorApp
     from dpo_tutor.tui.context import AppContext
-    from dpo_tutor.tui.run_watcher import watcher_of
     from dpo_tutor.tui.screens.learn import LearnScreen
     from dpo_tutor.tui.screens.train import TrainScreen
 
@@ -196,13 +195,7 @@ async def test_injected_oom_fails_with_remedies_and_the_train_screen_stays_alive
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, TrainScreen)
-        for name, value in {"model": "tiny", "max_steps": "8", "batch_size": "2", "grad_accum": "1",
-                            "max_length": "64"}.items():
-            screen.query_one(f"#in-{name}").value = value
-        await pilot.pause()
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        watcher = watcher_of(app)
+        watcher = await start_tiny_run_from_form(pilot, screen, max_steps=8)
         assert watcher.process is not None
         deadline = time.monotonic() + 150
         while watcher.following and time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import record_notifications
+from conftest import record_notifications, start_tiny_run_from_form
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
 from dpo_tutor.tui.app import DpoTutorApp
@@ -450,13 +450,7 @@ async def test_the_tiny_model_trains_from_the_ui_in_a_real_subprocess(runs_dir):
     app = DpoTutorApp(AppContext(runs_dir=runs_dir))  # the real command: python -m dpo_tutor train
     async with app.run_test(size=SIZE) as pilot:
         screen = await train_screen(app, pilot)
-        for name, value in {"model": "tiny", "max_steps": "6", "batch_size": "2", "grad_accum": "1",
-                            "max_length": "64"}.items():
-            screen.query_one(f"#in-{name}").value = value
-        await pilot.pause()
-        await pilot.press("ctrl+r")
-        await pilot.pause()
-        watcher = watcher_of(app)
+        watcher = await start_tiny_run_from_form(pilot, screen, max_steps=6)
         assert watcher.process is not None
         await until(lambda: not watcher.following, timeout=300, step=0.5)
         state = watcher.state

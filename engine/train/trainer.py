@@ -14,6 +14,8 @@ every parameter of the model again at each step.
 
 from __future__ import annotations
 
+import contextlib
+
 
 def pair_lengths(dataset) -> list[int]:
     """Tokens of prompt + the longer answer, for each tokenized preference row."""
@@ -29,7 +31,8 @@ def trainer_class(group_by_length: bool, compiled: bool = False):
 
     from . import padding
 
-    if not group_by_length and not compiled and not padding.enabled():
+    drop_padding_mask = padding.enabled()
+    if not group_by_length and not compiled and not drop_padding_mask:
         return DPOTrainer  # plain TRL (the bench's baseline)
 
     class TunedDPOTrainer(DPOTrainer):
@@ -37,9 +40,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False):
         _flop_parameters: int | None = None
 
         def _unmasked(self):
-            import contextlib
-
-            if not padding.enabled():
+            if not drop_padding_mask:
                 return contextlib.nullcontext()
             if self.right_padded is None:
                 self.right_padded = padding.RightPaddedBatches(self.model)
