@@ -244,7 +244,9 @@ def stacked_fits(model, free_bytes: int) -> bool:
 
 
 def _merged_weight(layer):
-    """The layer's weight with its active adapters merged in: summed in float32, in the weight's dtype."""
+    """The layer's weight with its active adapters merged in: summed in float32, in the weight's dtype.
+
+    Not PEFT's `get_delta_weight`, which multiplies B @ A in the weight's dtype (bf16) on a GPU."""
     weight = layer.get_base_layer().weight
     merged = weight.float()
     for name in layer.active_adapters:
