@@ -30,6 +30,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 BACKENDS = ("auto", "unsloth", "hf")
 OPTIMIZERS = ("adamw_torch", "adamw_torch_fused", "adamw_8bit")
 COMPILE_MODES = ("auto", "on", "off")
+CUDA_GRAPH_MODES = ("auto", "off")
 
 # One line for each field, shown by --help and by the Train screen's form.
 HELP: dict[str, str] = {
@@ -60,6 +61,8 @@ HELP: dict[str, str] = {
     "group_by_length": "batch pairs of similar length together (less padding, faster)",
     "compile": "torch.compile each decoder layer (hf backend): off, on, or auto (on with a CUDA GPU); "
     "1.3x faster steps, but the first run compiles for ~90 s",
+    "cuda_graphs": "replay each training step as a recorded CUDA graph (hf backend): auto (on with a CUDA GPU "
+    "where the setup allows) or off",
     "optim": "optimizer: adamw_torch, adamw_torch_fused or adamw_8bit (bitsandbytes, GPU)",
     "eval_steps": "evaluate on a held-out slice every N steps (0 = never)",
     "eval_pairs": "pairs in the held-out slice evaluated during training",
@@ -99,6 +102,7 @@ class TrainConfig:
     precompute_ref: bool = True
     group_by_length: bool = True
     compile: str = "off"
+    cuda_graphs: str = "auto"
     optim: str = "adamw_torch"
     eval_steps: int = 25
     eval_pairs: int = 64
@@ -226,6 +230,8 @@ class TrainConfig:
             errors.append(f"optim must be one of {', '.join(OPTIMIZERS)}.")
         if self.compile not in COMPILE_MODES:
             errors.append(f"compile must be one of {', '.join(COMPILE_MODES)}.")
+        if self.cuda_graphs not in CUDA_GRAPH_MODES:
+            errors.append(f"cuda_graphs must be one of {', '.join(CUDA_GRAPH_MODES)}.")
         if self.backend not in BACKENDS:
             errors.append(f"backend must be one of {', '.join(BACKENDS)}.")
         for name in ("eval_steps", "save_steps", "eval_pairs"):

@@ -46,6 +46,7 @@ _VALUE_FLAGS: list[tuple[str, str, type, str]] = [
     ("--save-steps", "save_steps", int, "N"),
     ("--optim", "optim", str, "NAME"),
     ("--compile", "compile", str, "auto|on|off"),
+    ("--cuda-graphs", "cuda_graphs", str, "auto|off"),
 ]
 _BOOL_FLAGS: list[tuple[str, str]] = [
     ("--merge", "merge"),
@@ -63,9 +64,9 @@ _SWITCH_FLAGS: list[tuple[str, str]] = [
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from dpo_tutor.engine.config import BACKENDS, COMPILE_MODES, HELP
+    from dpo_tutor.engine.config import BACKENDS, COMPILE_MODES, CUDA_GRAPH_MODES, HELP
 
-    choices = {"--backend": BACKENDS, "--compile": COMPILE_MODES}
+    choices = {"--backend": BACKENDS, "--compile": COMPILE_MODES, "--cuda-graphs": CUDA_GRAPH_MODES}
 
     p = sub.add_parser(
         "train",

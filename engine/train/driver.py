@@ -476,7 +476,10 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     run.phase("loading_model", f"preparing the trainer (tokenizing {len(train_ds)} pairs)")
     if config.precompute_ref:
         run.phase("loading_model", "scoring the reference model once on every pair (precompute_ref)")
-    trainer = trainer_class(config.group_by_length, compiled=use_compile)(
+    from . import graphed_step
+
+    graphed = graphed_step.wanted(config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile)
+    trainer = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -496,6 +499,12 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         run.phase("loading_model", f"torch.compile: {layers} decoder layers ({compile_reason})", compiled_layers=layers)
     elif config.compile == "on":
         run.phase("loading_model", f"compile on is ignored: {compile_reason}")
+    if graphed:
+        if trainer.use_graphs():
+            run.phase("loading_model", "CUDA graphs: each step shape is recorded once, then replayed",
+                      cuda_graphs=True)
+        else:
+            run.phase("loading_model", f"CUDA graphs off: {trainer.graphs_note}", cuda_graphs=False)
 
     run.training = True
     if run.stop.requested:
@@ -618,4 +627,11 @@ def _summary(callback, trainer) -> dict[str, Any]:
         out["train_s"] = time.perf_counter() - callback.train_begin
     if callback.evals:
         out["eval"] = callback.evals[-1]
+    graphs = getattr(trainer, "step_graphs", None)
+    if graphs is not None or getattr(trainer, "graphs_note", ""):
+        out["cuda_graphs"] = {
+            "recorded": graphs.recordings if graphs else 0,
+            "replayed": graphs.replays if graphs else 0,
+            "note": getattr(trainer, "graphs_note", ""),
+        }
     return out

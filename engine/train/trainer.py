@@ -25,19 +25,72 @@ def pair_lengths(dataset) -> list[int]:
     ]
 
 
-def trainer_class(group_by_length: bool, compiled: bool = False):
-    """TRL's DPOTrainer (as patched by Unsloth when Unsloth was imported first), or a subclass of it."""
+def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool = False):
+    """TRL's DPOTrainer (as patched by Unsloth when Unsloth was imported first), or a subclass of it.
+
+    graphed: train with recorded CUDA graphs where `graphed_step` supports the setup (else TRL's step).
+    """
     from trl import DPOTrainer
 
     from . import padding
 
     drop_padding_mask = padding.enabled()
-    if not group_by_length and not compiled and not drop_padding_mask:
+    if not group_by_length and not compiled and not drop_padding_mask and not graphed:
         return DPOTrainer  # plain TRL (the bench's baseline)
 
     class TunedDPOTrainer(DPOTrainer):
         right_padded = None  # the hook, installed at first use (TRL's __init__ already runs the reference pass)
         _flop_parameters: int | None = None
+        step_graphs = None  # graphed_step.StepGraphs once `use_graphs()` accepted this trainer
+        graphs_note = ""  # why the steps are not graphed, or why graphing stopped
+
+        def use_graphs(self) -> bool:
+            """Switch to recorded steps when supported; return whether they are on."""
+            from . import graphed_step
+
+            reason = graphed_step.unsupported_reason(self)
+            if not graphed:
+                reason = "off"
+            if reason is None:
+                pad_id = getattr(self, "pad_token_id", None)
+                self.step_graphs = graphed_step.StepGraphs(
+                    self.model, float(self.beta), int(self.args.max_length or 0),
+                    pad_id=int(pad_id) if pad_id is not None else 0,
+                )
+            self.graphs_note = reason or ""
+            return self.step_graphs is not None
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            graphs = self.step_graphs
+            if graphs is None or not self._graphable(inputs):
+                return super().training_step(model, inputs, num_items_in_batch)
+            import torch
+
+            from . import graphed_step
+
+            model.train()
+            inputs = self._prepare_inputs(inputs)
+            scale = 1.0
+            if (not self.model_accepts_loss_kwargs or num_items_in_batch is None) and self.compute_loss_func is None:
+                scale = 1.0 / self.current_gradient_accumulation_steps  # as Trainer.training_step scales
+            values = graphs.step(inputs, scale)
+            if graphs.broken:
+                import logging
+
+                self.graphs_note = f"recording a step failed ({graphs.broken}); TRL's eager steps from here"
+                logging.getLogger("dpo_tutor.train").warning("CUDA graphs: %s", self.graphs_note)
+                self.step_graphs = None
+            graphed_step.record_metrics(self, values)
+            return inputs["input_ids"].new_tensor(values[0] * scale, dtype=torch.float32)
+
+        def _graphable(self, inputs) -> bool:
+            ids = inputs.get("input_ids")
+            return (
+                ids is not None and ids.dim() == 2 and ids.shape[0] % 2 == 0
+                and "ref_chosen_logps" in inputs and "ref_rejected_logps" in inputs
+                and set(inputs) <= {"input_ids", "attention_mask", "completion_mask",
+                                    "ref_chosen_logps", "ref_rejected_logps"}
+            )
 
         def _unmasked(self):
             if not drop_padding_mask:

@@ -1,0 +1,337 @@
+"""Training steps replayed as CUDA graphs (hf backend, CUDA GPU): the host out of the step.
+
+Why: a step of the 135M model is thousands of small kernels launched one by one from Python (PEFT's
+LoRA layers, RMSNorm, RoPE, autograd), and the GPU waits on that Python most of the time
+(BENCHMARKS.md: ~60-190 ms of GPU work in a 300-400 ms step). A CUDA graph records every kernel of
+a micro-step once and replays them with one launch: forward through the LoRA model (gradient
+checkpointing as configured), TRL's chunked log-prob kernel, the sigmoid DPO loss, the backward pass,
+and the accumulation of each gradient into its parameter's `.grad`.
+
+A graph needs fixed shapes, so each batch is padded on the right to a bucket length (a multiple of
+`BUCKET`, at most the run's max_length) and each (rows, bucket) shape gets its own graph, recorded the
+first time that shape comes: that step runs eagerly (a real step, it also warms up the kernels) and
+is then recorded; later steps of that shape replay it. All graphs share one memory pool, and nothing
+of a graph outlives its step but a small vector of statistics, so the graphs together need about
+what the largest step needs, not one step's memory each.
+
+What is learned does not change: the same model, kernels and loss on the same tokens. Padding at the
+end of a row is never seen by a real token (causal attention) and is outside every sum (completion
+mask 0), as in `padding.py`. The step is ours, not TRL's `_compute_loss`, because TRL's reads its
+metrics with `.item()` and selects the completion tokens with a boolean mask, and a graph can record
+neither: here the log-probs of every position are computed and the mask multiplies them (TRL's own
+kernel, same values at the completion tokens). It covers exactly TRL's default DPO (sigmoid loss,
+reverse KL, reference log-probs scored once, no dropout); anything else runs TRL's eager step
+(`unsupported_reason`). The tests check losses, metrics and gradients against TRL's step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+BUCKET = 64  # padded lengths are multiples of this: few shapes (few recordings), little padding
+
+# The statistics vector a step returns, in this order (everything TRL's step logs).
+STATS = (
+    "loss", "entropy_sum", "completion_tokens", "num_tokens", "chosen_logits_sum", "chosen_tokens",
+    "rejected_logits_sum", "rejected_tokens", "correct_tokens", "rewards_chosen", "rewards_rejected",
+    "rewards_accuracy", "rewards_margin", "logps_chosen", "logps_rejected",
+)
+HEAD_OUTPUTS = ("log_probs", "entropy", "mean_logits", "is_top1")  # what TRL's DPO asks its fused head for
+
+
+def bucket_length(length: int, max_length: int) -> int:
+    """The padded length of a batch whose longest row has `length` tokens."""
+    padded = -(-length // BUCKET) * BUCKET
+    return max(length, min(padded, max_length)) if max_length > 0 else padded
+
+
+def wanted(mode: str, *, backend: str, cuda: bool, compiled: bool) -> bool:
+    """Whether a run asks for recorded steps: `cuda_graphs` auto on a CUDA GPU with the hf backend
+    (Unsloth runs its own compiled kernels; compiled layers would record a compiler's wrapper)."""
+    return mode == "auto" and cuda and backend == "hf" and not compiled
+
+
+def unsupported_reason(trainer: Any) -> str | None:
+    """Why this trainer's steps cannot be graphed (None: they can). Readable on a CPU too."""
+    import torch
+
+    from .compile import decoder_layers
+
+    loss_types = list(getattr(trainer, "loss_types", None) or [])
+    weights = list(getattr(trainer, "loss_weights", None) or [1.0])
+    if loss_types != ["sigmoid"] or weights not in ([1.0], [1]):
+        return f"loss {loss_types} (graphed steps do the sigmoid loss)"
+    if getattr(trainer, "f_divergence_type", "reverse_kl") != "reverse_kl":
+        return "an f-divergence other than reverse KL"
+    if getattr(trainer, "ld_alpha", None) is not None or getattr(trainer, "use_weighting", False):
+        return "ld_alpha or WPO weighting"
+    if getattr(trainer, "aux_loss_enabled", False):
+        return "a mixture-of-experts auxiliary loss"
+    if not getattr(trainer, "precompute_ref_logps", False):
+        return "the reference is scored every step (precompute_ref off)"
+    if getattr(trainer.args, "activation_offloading", False):
+        return "activation offloading"
+    model = trainer.model
+    if not hasattr(model, "get_base_model"):
+        return "no LoRA adapter"
+    base = model.get_base_model()
+    config = base.config.get_text_config()
+    for name in ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
+                 "logits_scaling"):
+        if getattr(config, name, None) not in (None, 1.0):
+            return f"the model's {name}"
+    if float(getattr(config, "attention_dropout", 0.0) or 0.0) > 0:
+        return "attention dropout"
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout) and module.p > 0 and module.training:
+            return "dropout (a recorded step would replay one dropout mask)"
+    if any(getattr(m, "use_dora", {}).get("default", False) for m in model.modules() if hasattr(m, "use_dora")):
+        return "DoRA"
+    head = base.get_output_embeddings()
+    if head is None or head.weight.requires_grad or getattr(head, "bias", None) is not None:
+        return "a trained or biased LM head"
+    if not decoder_layers(model):
+        return "no decoder layers found"
+    return None
+
+
+def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: Any) -> Any:
+    """One DPO micro-step on a right-padded batch: forward, loss, `backward()` of loss * scale (the
+    gradients accumulate into `.grad`), and the statistics vector (STATS), all on the device, with no
+    host synchronisation (so that a CUDA graph can record it).
+
+    batch: input_ids, attention_mask, completion_mask [2B, L] (chosen rows, then rejected rows),
+    ref_chosen_logps, ref_rejected_logps [B]. scale: a 0-d tensor (1 / gradient accumulation).
+    """
+    import torch
+    import torch.nn.functional as F
+    from trl.trainer import utils as trl_utils
+
+    causal_lm = model.get_base_model()
+    backbone = causal_lm.base_model  # what TRL's fused head calls: the decoder stack, LoRA layers inside
+    head = causal_lm.get_output_embeddings()
+    input_ids = batch["input_ids"]
+    rows = input_ids.shape[0]
+    # No attention mask: every row is right-padded, so causal attention is exact (padding.py).
+    hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state[:, :-1]
+    targets = input_ids[:, 1:]
+    mask = batch["completion_mask"][:, 1:].to(torch.bool)
+    fmask = mask.to(torch.float32)
+    per_token = trl_utils._ChunkedLogProbFunction.apply(
+        hidden.reshape(-1, hidden.shape[-1]), head.weight, None, targets.reshape(-1), 1.0,
+        trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, HEAD_OUTPUTS,
+    )
+    log_probs, entropy, _, mean_logits, is_top1 = (None if x is None else x.view(rows, -1) for x in per_token)
+    logps = (log_probs * fmask).sum(dim=1)
+    chosen_logps, rejected_logps = logps.chunk(2, dim=0)
+    chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
+    rejected_logratios = rejected_logps - batch["ref_rejected_logps"]
+    loss = (-F.logsigmoid(beta * (chosen_logratios - rejected_logratios))).mean()
+    (loss * scale).backward()
+
+    with torch.no_grad():
+        chosen_mask, rejected_mask = fmask.chunk(2, dim=0)
+        chosen_mean_logits, rejected_mean_logits = mean_logits.chunk(2, dim=0)
+        chosen_top1, _ = is_top1.chunk(2, dim=0)
+        chosen_rewards = beta * chosen_logratios.detach()
+        rejected_rewards = beta * rejected_logratios.detach()
+        return torch.stack([
+            loss.detach().float(),
+            (entropy.detach() * fmask).sum(),
+            fmask.sum(),
+            batch["attention_mask"].sum().float(),
+            (chosen_mean_logits * chosen_mask).sum(),
+            chosen_mask.sum(),
+            (rejected_mean_logits * rejected_mask).sum(),
+            rejected_mask.sum(),
+            (chosen_top1 & chosen_mask.bool()).sum().float(),
+            chosen_rewards.mean(),
+            rejected_rewards.mean(),
+            (chosen_rewards > rejected_rewards).float().mean(),
+            (chosen_rewards - rejected_rewards).mean(),
+            chosen_logps.detach().mean(),
+            rejected_logps.detach().mean(),
+        ])
+
+
+def record_metrics(trainer: Any, values: list[float]) -> None:
+    """Append one step's statistics to TRL's metric lists, as TRL's `_compute_loss` does."""
+    stats = dict(zip(STATS, values, strict=True))
+    metrics = trainer._metrics["train"]
+    tokens = stats["completion_tokens"]
+    metrics["entropy"].append(stats["entropy_sum"] / tokens if tokens > 0 else 0.0)
+    trainer._total_train_tokens += int(stats["num_tokens"]) // getattr(trainer, "_tp_size", 1)
+    metrics["num_tokens"] = [trainer._total_train_tokens]
+    chosen, rejected = stats["chosen_tokens"], stats["rejected_tokens"]
+    metrics["logits/chosen"].append(stats["chosen_logits_sum"] / chosen if chosen > 0 else 0.0)
+    metrics["logits/rejected"].append(stats["rejected_logits_sum"] / rejected if rejected > 0 else 0.0)
+    metrics["mean_token_accuracy"].append(stats["correct_tokens"] / chosen if chosen > 0 else 0.0)
+    metrics["rewards/chosen"].append(stats["rewards_chosen"])
+    metrics["rewards/rejected"].append(stats["rewards_rejected"])
+    metrics["rewards/accuracies"].append(stats["rewards_accuracy"])
+    metrics["rewards/margins"].append(stats["rewards_margin"])
+    metrics["logps/chosen"].append(stats["logps_chosen"])
+    metrics["logps/rejected"].append(stats["logps_rejected"])
+
+
+@contextlib.contextmanager
+def recordable(model: Any):
+    """The settings under which a step is run eagerly before being recorded, and recorded.
+
+    - bf16 autocast as the Trainer's own, but without its weight-cast cache (a graph must record the
+      casts, not reuse tensors cast before it);
+    - PEFT's cast of each LoRA layer's input to float32 is skipped: autocast casts it straight back
+      to bf16 for the matmul, so the two copies change no value;
+    - gradient checkpointing without saving and restoring the RNG state (there is no dropout: see
+      `unsupported_reason`), non-reentrant (it records inside a graph).
+    """
+    import torch
+    from peft.helpers import disable_input_dtype_casting
+    from torch.utils.checkpoint import checkpoint
+
+    from .compile import decoder_layers
+
+    layers = [layer for layer in decoder_layers(model) if hasattr(layer, "_gradient_checkpointing_func")]
+    saved = [layer._gradient_checkpointing_func for layer in layers]
+    plain = functools.partial(checkpoint, use_reentrant=False, preserve_rng_state=False)
+    dtype = next(p for p in model.parameters() if not p.requires_grad).dtype
+    autocast = (
+        torch.autocast("cuda", dtype=dtype, cache_enabled=False)
+        if dtype in (torch.bfloat16, torch.float16) else contextlib.nullcontext()
+    )
+    for layer in layers:
+        layer._gradient_checkpointing_func = plain
+    try:
+        with autocast, disable_input_dtype_casting(model):
+            yield
+    finally:
+        for layer, func in zip(layers, saved, strict=True):
+            layer._gradient_checkpointing_func = func
+
+
+@dataclass
+class _Recorded:
+    graph: Any
+    inputs: dict[str, Any]
+    scale: Any
+    stats: Any
+
+
+@dataclass
+class StepGraphs:
+    """The recorded steps of one trainer, keyed by (rows, padded length)."""
+
+    model: Any
+    beta: float
+    max_length: int
+    pad_id: int = 0
+    recorded: dict[tuple[int, int], _Recorded] = field(default_factory=dict)
+    replays: int = 0
+    recordings: int = 0
+    broken: str = ""  # why recording failed (then the trainer goes back to TRL's eager step)
+
+    def __post_init__(self):
+        import torch
+
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        # The gradients live in tensors of ours that every graph adds into: `.grad` is pointed at them
+        # before each step (the Trainer sets `.grad` to None after each optimizer step).
+        self.grads = [torch.zeros_like(p) for p in self.params]
+        self.pool = None  # one memory pool for every recorded shape (made at the first recording)
+
+    def _bind_grads(self) -> None:
+        import torch
+
+        if all(p.grad is g for p, g in zip(self.params, self.grads, strict=True)):
+            return  # accumulating into the same buffers
+        if all(p.grad is None for p in self.params):
+            torch._foreach_zero_(self.grads)
+        else:
+            for p, g in zip(self.params, self.grads, strict=True):
+                if p.grad is None:
+                    g.zero_()
+                elif p.grad is not g:
+                    g.copy_(p.grad)
+        for p, g in zip(self.params, self.grads, strict=True):
+            p.grad = g
+
+    def _static_inputs(self, rows: int, length: int, device: Any) -> dict[str, Any]:
+        import torch
+
+        long = dict(dtype=torch.long, device=device)
+        return {
+            "input_ids": torch.full((rows, length), self.pad_id, **long),
+            "attention_mask": torch.zeros((rows, length), **long),
+            "completion_mask": torch.zeros((rows, length), **long),
+            "ref_chosen_logps": torch.zeros(rows // 2, dtype=torch.float32, device=device),
+            "ref_rejected_logps": torch.zeros(rows // 2, dtype=torch.float32, device=device),
+        }
+
+    def _fill(self, static: dict[str, Any], batch: dict[str, Any]) -> None:
+        length = batch["input_ids"].shape[1]
+        for key in ("input_ids", "attention_mask", "completion_mask"):
+            static[key][:, :length].copy_(batch[key])
+            if length < static[key].shape[1]:
+                static[key][:, length:].fill_(self.pad_id if key == "input_ids" else 0)
+        for key in ("ref_chosen_logps", "ref_rejected_logps"):
+            static[key].copy_(batch[key])
+
+    def step(self, batch: dict[str, Any], scale: float) -> list[float]:
+        """Train on one micro-batch (gradients into `.grad`); return the statistics (STATS order)."""
+        import torch
+
+        rows, length = batch["input_ids"].shape
+        key = (rows, bucket_length(length, self.max_length))
+        self._bind_grads()
+        entry = self.recorded.get(key)
+        if entry is not None:
+            self._fill(entry.inputs, batch)
+            entry.scale.fill_(scale)
+            self.replays += 1
+            if entry.graph is None:  # off a GPU: the same step, run again eagerly (the tests' path)
+                return self._eager(entry.inputs, entry.scale)
+            entry.graph.replay()
+            return entry.stats.tolist()
+
+        device = batch["input_ids"].device
+        inputs = self._static_inputs(*key, device)
+        self._fill(inputs, batch)
+        scale_tensor = torch.full((), scale, dtype=torch.float32, device=device)
+        if device.type != "cuda":
+            self.recorded[key] = _Recorded(None, inputs, scale_tensor, None)
+            self.recordings += 1
+            return self._eager(inputs, scale_tensor)
+        # The first step of a shape runs eagerly on a side stream (a real step: it also initialises
+        # what a recording must not, e.g. compiling TRL's Triton kernel), then it is recorded.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            values = self._eager(inputs, scale_tensor)
+        torch.cuda.current_stream().wait_stream(side)
+        try:
+            self._record(key, inputs, scale_tensor)
+        except Exception as error:  # noqa: BLE001 - the step itself is done; later steps run eagerly
+            self.broken = f"{type(error).__name__}: {error}"
+        return values
+
+    def _eager(self, inputs: dict[str, Any], scale: Any) -> list[float]:
+        with recordable(self.model):
+            return step_statistics(self.model, inputs, beta=self.beta, scale=scale).tolist()
+
+    def _record(self, key: tuple[int, int], inputs: dict[str, Any], scale: Any) -> None:
+        """Record the step for this shape. Recording runs no kernel: it changes no gradient, no weight."""
+        import torch
+
+        if self.pool is None:
+            self.pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with recordable(self.model), torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+            stats = step_statistics(self.model, inputs, beta=self.beta, scale=scale)
+        if not all(p.grad is g for p, g in zip(self.params, self.grads, strict=True)):
+            # autograd replaced a `.grad` instead of adding into it: a replay would write elsewhere
+            raise RuntimeError("a recorded step did not accumulate into the bound gradients")
+        self.recorded[key] = _Recorded(graph, inputs, scale, stats)
+        self.recordings += 1

@@ -1,0 +1,97 @@
+"""Recorded (CUDA-graph) training steps: our step must train exactly as TRL's step does.
+
+A CPU cannot record CUDA graphs, so here every part but the recording runs: the padding to bucket
+lengths, our loss and metrics in place of TRL's `_compute_loss`, gradients accumulated into bound
+buffers (with gradient accumulation), the scale, and the trainer's bookkeeping. On a CPU a "replay"
+runs the same step eagerly. The recording itself is checked on the GPU (BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import pytest
+from dpo_tutor.engine.config import TrainConfig
+from dpo_tutor.engine.events import read_events
+from dpo_tutor.engine.train import graphed_step
+
+METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "logps/chosen", "logps/rejected",
+           "entropy", "mean_token_accuracy", "logits/chosen", "grad_norm")
+
+
+def _run(tmp_path, name, **changes):
+    from dpo_tutor.engine.train.driver import run_training
+
+    settings = dict(
+        model="tiny", max_steps=6, batch_size=4, grad_accum=2, max_length=512, learning_rate=5e-3, beta=0.5,
+        warmup_ratio=0.0, eval_steps=3, eval_pairs=4, save_steps=0, seed=3, group_by_length=True,
+    )
+    config = TrainConfig(**{**settings, **changes})
+    result = run_training(config, tmp_path / name)
+    assert result.state == "finished"
+    return list(read_events(tmp_path / name))
+
+
+def _steps(events):
+    return [e["metrics"] for e in events if e["type"] == "step"]
+
+
+def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
+    plain = _run(tmp_path, "plain")
+    monkeypatch.setattr(graphed_step, "wanted", lambda *a, **k: True)  # as on a CUDA GPU
+    monkeypatch.setattr(graphed_step, "BUCKET", 16)  # the bundled sample's pairs are short: several shapes
+    recorded = []
+    original = graphed_step.StepGraphs.step
+
+    def counting(self, batch, scale):
+        recorded.append((tuple(batch["input_ids"].shape), scale))
+        return original(self, batch, scale)
+
+    monkeypatch.setattr(graphed_step.StepGraphs, "step", counting)
+    graphed = _run(tmp_path, "graphed")
+
+    assert len(recorded) == 12  # 6 steps x 2 accumulated micro-batches, all through our step
+    assert {scale for _, scale in recorded} == {0.5}
+    phases = [e.get("message", "") for e in graphed if e["type"] == "phase"]
+    assert any(m.startswith("CUDA graphs: each step shape") for m in phases)
+    finished = [e for e in graphed if e["type"] == "finished"][0]["summary"]["cuda_graphs"]
+    assert finished["recorded"] >= 2 and finished["replayed"] >= 1  # several shapes, and shapes seen again
+    assert finished["recorded"] + finished["replayed"] == 12
+
+    a, b = _steps(plain), _steps(graphed)
+    assert len(a) == len(b) == 6
+    for number, (step_a, step_b) in enumerate(zip(a, b, strict=True), start=1):
+        for key in METRICS:
+            if key == "rewards/accuracies" and number == 1:
+                continue  # policy == reference: rewards of ~1e-8 either way decide TRL's strict ">"
+            assert step_b[key] == pytest.approx(step_a[key], rel=1e-4, abs=1e-5), (number, key)
+    # the weights moved (equal metrics cannot come from two runs that both did nothing)
+    assert max(abs(step["rewards/margins"]) for step in a[1:]) > 1e-2
+    evals_a = [e["metrics"]["eval_loss"] for e in plain if e["type"] == "eval"]
+    evals_b = [e["metrics"]["eval_loss"] for e in graphed if e["type"] == "eval"]
+    assert evals_b == pytest.approx(evals_a, rel=1e-4, abs=1e-5) and len(evals_a) == 2
+
+
+def test_bucket_lengths():
+    assert graphed_step.bucket_length(1, 512) == 64
+    assert graphed_step.bucket_length(64, 512) == 64
+    assert graphed_step.bucket_length(65, 512) == 128
+    assert graphed_step.bucket_length(500, 512) == 512
+    assert graphed_step.bucket_length(130, 150) == 150  # never past max_length
+    assert graphed_step.bucket_length(600, 512) == 600  # longer than max_length: its own shape
+
+
+def test_graphs_are_wanted_only_for_hf_on_a_gpu():
+    assert graphed_step.wanted("auto", backend="hf", cuda=True, compiled=False)
+    assert not graphed_step.wanted("off", backend="hf", cuda=True, compiled=False)
+    assert not graphed_step.wanted("auto", backend="unsloth", cuda=True, compiled=False)
+    assert not graphed_step.wanted("auto", backend="hf", cuda=False, compiled=False)
+    assert not graphed_step.wanted("auto", backend="hf", cuda=True, compiled=True)
+
+
+def test_unsupported_setups_keep_trls_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(graphed_step, "wanted", lambda *a, **k: True)
+    events = _run(tmp_path, "ipo", loss_type="ipo", max_steps=2, eval_steps=0)
+    phases = [e.get("message", "") for e in events if e["type"] == "phase"]
+    assert "CUDA graphs off: loss ['ipo'] (graphed steps do the sigmoid loss)" in phases
+    events = _run(tmp_path, "every", precompute_ref=False, max_steps=2, eval_steps=0)
+    phases = [e.get("message", "") for e in events if e["type"] == "phase"]
+    assert any("precompute_ref off" in m for m in phases)
