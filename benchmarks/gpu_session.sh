@@ -112,6 +112,20 @@ unsloth)
   dpo bench --model "$DPO_GGUF" --data "$DATA" --steps 12 --pipelines ours-unsloth,low-memory --out /tmp/bench --json > "$OUT/x/bench-unsloth.txt" 2> "$OUT/x/bench-unsloth.err"; log "rc=$?"
   cat "$OUT/x/bench-unsloth.txt" | head -8
   ;;
+round4)
+  # the bench's pipelines, then the default recipe (auto backend) over the whole data: learning and its first step
+  P=${PIPELINES:-trl-defaults,ours-hf,ours-hf-eager,low-memory,ours-unsloth}
+  log "bench: $P"
+  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-18}" --max-pairs "${MAX_PAIRS:-576}" \
+    --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
+  head -12 "$OUT/bench.txt"
+  log "default recipe (auto backend), whole data"
+  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  log "default rc=$?"
+  cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
+  tar czf "$OUT/bench-runs.tgz" -C /tmp $(cd /tmp && find bench -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null
+  log "done $stage"; exit 0
+  ;;
 bench)
   P=${PIPELINES:-trl-defaults,ours-hf,low-memory-hf,unsloth-notebook}
   log "bench: $P"

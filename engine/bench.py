@@ -36,14 +36,16 @@ EFFECTIVE_BATCH = 32
 
 
 def _flags(backend: str, batch: int, accum: int, *, precompute: bool, grouped: bool, compile: str | None = None,
-           optim: str = "adamw_torch") -> tuple[str, ...]:
+           optim: str = "adamw_torch", graphs: str | None = None) -> tuple[str, ...]:
     """`dpo-tutor train` flags for one way of computing a step (every pipeline checkpoints; batch x accum
-    is always EFFECTIVE_BATCH). compile None: not passed (Unsloth compiles its own kernels)."""
+    is always EFFECTIVE_BATCH). compile None: not passed (Unsloth compiles its own kernels). graphs:
+    --cuda-graphs (recorded steps, hf on a GPU), None: not passed."""
     assert batch * accum == EFFECTIVE_BATCH
     flags = ("--backend", backend, "--batch-size", str(batch), "--grad-accum", str(accum), "--gradient-checkpointing",
              "--precompute-ref" if precompute else "--no-precompute-ref",
              "--group-by-length" if grouped else "--no-group-by-length")
-    return flags + (("--compile", compile) if compile else ()) + ("--optim", optim)
+    flags += (("--compile", compile) if compile else ()) + (("--cuda-graphs", graphs) if graphs else ())
+    return flags + ("--optim", optim)
 
 
 PIPELINES: dict[str, Pipeline] = {
@@ -52,7 +54,7 @@ PIPELINES: dict[str, Pipeline] = {
         Pipeline(
             "trl-defaults",
             "plain TRL (its defaults: batch 8 x 4, gradient checkpointing, reference every step)",
-            _flags("hf", 8, 4, precompute=False, grouped=False, compile="off"),
+            _flags("hf", 8, 4, precompute=False, grouped=False, compile="off", graphs="off"),
             env=(("DPO_TUTOR_PADDING_MASK", "keep"),),  # TRL's own DPOTrainer class, padding mask and all
         ),
         Pipeline(
@@ -63,13 +65,20 @@ PIPELINES: dict[str, Pipeline] = {
         ),
         Pipeline(
             "ours-hf",
-            "our default recipe on hf: batch 32, length-grouped, reference once, checkpointing",
-            _flags("hf", 32, 1, precompute=True, grouped=True, compile="off"),
+            "our default recipe (hf, what auto picks): batch 32, length-grouped, reference once, checkpointing, "
+            "steps replayed as CUDA graphs on a GPU",
+            _flags("hf", 32, 1, precompute=True, grouped=True, compile="off", graphs="auto"),
+        ),
+        Pipeline(
+            "ours-hf-eager",
+            "the same without CUDA graphs: every step launched from Python",
+            _flags("hf", 32, 1, precompute=True, grouped=True, compile="off", graphs="off"),
+            needs_cuda=True,  # on a CPU it is ours-hf
         ),
         Pipeline(
             "ours-hf-compiled",
             "ours on hf with compiled decoder layers: batch 32, length-grouped, reference once, checkpointing",
-            _flags("hf", 32, 1, precompute=True, grouped=True, compile="on"),
+            _flags("hf", 32, 1, precompute=True, grouped=True, compile="on", graphs="off"),
             needs_cuda=True,  # compiling on a CPU costs minutes and tells nothing about the GPU
         ),
         Pipeline(
@@ -80,14 +89,14 @@ PIPELINES: dict[str, Pipeline] = {
         ),
         Pipeline(
             "low-memory",
-            "ours, low memory on Unsloth: batch 16 x 2, length-grouped, Unsloth's checkpointing, reference once",
-            _flags("unsloth", 16, 2, precompute=True, grouped=True),
-            needs_cuda=True, needs_unsloth=True,
+            "the low-memory preset (hf): batch 8 x 4, length-grouped, checkpointing, reference once, CUDA graphs",
+            _flags("hf", 8, 4, precompute=True, grouped=True, compile="auto", graphs="auto"),
         ),
         Pipeline(
-            "low-memory-hf",
-            "ours, low memory on hf: batch 16 x 2, length-grouped, checkpointing, compiled, reference once",
-            _flags("hf", 16, 2, precompute=True, grouped=True, compile="on"),
+            "low-memory-unsloth",
+            "low memory on Unsloth: batch 16 x 2, length-grouped, Unsloth's checkpointing, reference once",
+            _flags("unsloth", 16, 2, precompute=True, grouped=True),
+            needs_cuda=True, needs_unsloth=True,
         ),
     )
 }

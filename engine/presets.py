@@ -60,9 +60,9 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "low-memory",
             "low memory (< 1.5 GiB of GPU memory)",
-            "the lesson run in micro-batches of 16 (2 accumulated: the same learning), checkpointing and "
-            "compiled layers on hf; under 1.5 GiB of GPU memory, for small or shared GPUs (BENCHMARKS.md)",
-            {**LESSON_RUN, "batch_size": 16, "grad_accum": 2, "compile": "auto"},
+            "the lesson run in micro-batches of 8 (4 accumulated: the same learning), checkpointing, steps "
+            "replayed as CUDA graphs on a GPU; under 1.5 GiB of GPU memory, for small or shared GPUs (BENCHMARKS.md)",
+            {**LESSON_RUN, "batch_size": 8, "grad_accum": 4, "compile": "auto"},
         ),
     )
 }

@@ -53,8 +53,11 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
     phases = [e.get("message", "") for e in graphed if e["type"] == "phase"]
     assert any(m.startswith("CUDA graphs: each step shape") for m in phases)
     finished = [e for e in graphed if e["type"] == "finished"][0]["summary"]["cuda_graphs"]
-    assert finished["recorded"] >= 2 and finished["replayed"] >= 1  # several shapes, and shapes seen again
-    assert finished["recorded"] + finished["replayed"] == 12
+    recorded, replayed = finished["recorded"], finished["replayed"]
+    assert recorded["step"] >= 2 and replayed["step"] >= 1  # several shapes, and shapes seen again
+    assert recorded["step"] + replayed["step"] == 12
+    # the reference pass too: 63 training pairs in batches of 8, and the 4 held-out pairs
+    assert recorded["reference"] >= 2 and recorded["reference"] + replayed["reference"] == 8 + 1
 
     a, b = _steps(plain), _steps(graphed)
     assert len(a) == len(b) == 6
@@ -87,11 +90,28 @@ def test_graphs_are_wanted_only_for_hf_on_a_gpu():
     assert not graphed_step.wanted("auto", backend="hf", cuda=True, compiled=True)
 
 
-def test_unsupported_setups_keep_trls_step(tmp_path, monkeypatch):
-    monkeypatch.setattr(graphed_step, "wanted", lambda *a, **k: True)
-    events = _run(tmp_path, "ipo", loss_type="ipo", max_steps=2, eval_steps=0)
-    phases = [e.get("message", "") for e in events if e["type"] == "phase"]
-    assert "CUDA graphs off: loss ['ipo'] (graphed steps do the sigmoid loss)" in phases
-    events = _run(tmp_path, "every", precompute_ref=False, max_steps=2, eval_steps=0)
-    phases = [e.get("message", "") for e in events if e["type"] == "phase"]
-    assert any("precompute_ref off" in m for m in phases)
+def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
+    from types import SimpleNamespace
+
+    from dpo_tutor.engine.models import build_tiny_model
+    from peft import LoraConfig, get_peft_model
+
+    assert graphed_step.recipe_allows(TrainConfig())
+    for change in ({"loss_type": "ipo"}, {"precompute_ref": False}, {"lora_dropout": 0.1}, {"compile": "on"},
+                   {"cuda_graphs": "off"}):
+        assert not graphed_step.recipe_allows(TrainConfig(**change)), change
+
+    def trainer(**lora):
+        model, _ = build_tiny_model()
+        model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", **lora))
+        model.train()
+        return SimpleNamespace(loss_types=["sigmoid"], loss_weights=[1.0], f_divergence_type="reverse_kl",
+                               ld_alpha=None, use_weighting=False, aux_loss_enabled=False,
+                               precompute_ref_logps=True, args=SimpleNamespace(), model=model)
+
+    assert graphed_step.unsupported_reason(trainer()) is None
+    assert graphed_step.unsupported_reason(trainer(use_dora=True)) == "DoRA"
+    assert "dropout" in graphed_step.unsupported_reason(trainer(lora_dropout=0.1))
+    ipo = trainer()
+    ipo.loss_types = ["ipo"]
+    assert graphed_step.unsupported_reason(ipo) == "loss ['ipo'] (graphed steps do the sigmoid loss)"

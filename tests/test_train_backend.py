@@ -24,6 +24,11 @@ def test_auto_picks_unsloth_on_cuda_when_installed():
     choice = select_backend("auto", cuda=True, unsloth=False)
     assert choice.name == "hf" and "not installed" in choice.reason
     assert select_backend("auto", cuda=True, unsloth=True, gpus=2).name == "hf"
+    # a recipe whose steps CUDA graphs replay trains faster on hf (BENCHMARKS.md, fourth round)
+    choice = select_backend("auto", cuda=True, unsloth=True, graphed_recipe=True)
+    assert choice.name == "hf" and "graph" in choice.reason
+    assert select_backend("auto", cuda=False, unsloth=True, graphed_recipe=True).name == "hf"
+    assert select_backend("unsloth", cuda=True, unsloth=True, graphed_recipe=True).name == "unsloth"
     assert select_backend("hf", cuda=True, unsloth=True).name == "hf"
 
 
@@ -157,7 +162,7 @@ def test_unsloth_backend_wiring_with_a_stand_in(tmp_path, monkeypatch):
 
     # Real Unsloth routes TRL's fused LM head to its own CUDA kernel; on this CPU the stand-in does it.
     monkeypatch.setattr(utils, "_ChunkedLogProbFunction", CpuChunkedLogProb)
-    monkeypatch.setattr(driver, "select_backend", lambda requested: BackendChoice("unsloth", "test stand-in"))
+    monkeypatch.setattr(driver, "select_backend", lambda requested, **_: BackendChoice("unsloth", "test stand-in"))
     config = smoke_config(model=str(tmp_path / "base"), max_steps=3, eval_steps=0, save_steps=0,
                           gradient_checkpointing=True, compile="on")
     result = driver.run_training(config, tmp_path / "run")

@@ -412,7 +412,7 @@ async def test_form_checks_fields_as_typed_with_the_engine_messages(runs_dir):
         assert form.config.epochs == 1.0 and form.config.beta == 0.2
         screen.query_one("#preset").value = "low-memory"
         await pilot.pause()
-        assert (screen.query_one("#in-batch_size").value, screen.query_one("#in-grad_accum").value) == ("16", "2")
+        assert (screen.query_one("#in-batch_size").value, screen.query_one("#in-grad_accum").value) == ("8", "4")
         assert form.config.gradient_checkpointing and form.config.effective_batch == 32
         assert "GiB" in str(screen.query_one("#preset-help", Static).render())
 

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=12, help="optimizer steps per pipeline (default 12)")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--max-pairs", type=int, default=0)
-    p.add_argument("--pipelines", default="trl-defaults,unsloth-notebook,ours-hf,ours-hf-compiled,ours-unsloth,low-memory,low-memory-hf",
+    p.add_argument("--pipelines", default="trl-defaults,unsloth-notebook,ours-hf,ours-hf-eager,ours-unsloth,low-memory,low-memory-unsloth",
                    help="comma-separated pipelines to run")
     p.add_argument("--out", default="", help="folder for the pipelines' runs (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print the results as JSON too")

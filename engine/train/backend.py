@@ -40,9 +40,15 @@ def unsloth_installed() -> bool:
 
 
 def select_backend(
-    requested: str = "auto", *, cuda: bool | None = None, unsloth: bool | None = None, gpus: int = 1
+    requested: str = "auto", *, cuda: bool | None = None, unsloth: bool | None = None, gpus: int = 1,
+    graphed_recipe: bool = False,
 ) -> BackendChoice:
-    """Pick the backend for `requested` (auto|unsloth|hf), or raise a one-line UserError."""
+    """Pick the backend for `requested` (auto|unsloth|hf), or raise a one-line UserError.
+
+    graphed_recipe: the recipe's steps can be replayed as CUDA graphs on hf (graphed_step.py). On one
+    CUDA GPU, auto then picks hf: measured faster than Unsloth for our default recipe, with a first
+    step ~4x sooner (BENCHMARKS.md, fourth round). Otherwise Unsloth is the fast path on CUDA.
+    """
     requested = (requested or "auto").lower()
     if requested not in BACKENDS:
         raise UserError(f"unknown backend '{requested}'", where="--backend", remedy="use auto, unsloth or hf")
@@ -71,6 +77,11 @@ def select_backend(
         return BackendChoice("hf", "auto: no CUDA GPU here, so transformers + PEFT + TRL (hf) on CPU")
     if gpus > 1:
         return BackendChoice("hf", f"auto: {gpus} GPUs requested and Unsloth trains on one, so hf via accelerate")
+    if graphed_recipe:
+        return BackendChoice(
+            "hf", "auto: one CUDA GPU and a recipe recorded CUDA graphs can replay, so hf with graphed steps "
+            "(faster than Unsloth for it)"
+        )
     if not unsloth:
         return BackendChoice("hf", "auto: CUDA present but Unsloth is not installed, so hf")
     return BackendChoice("unsloth", "auto: CUDA GPU and Unsloth present, so unsloth")

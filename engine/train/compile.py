@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def decision(mode: str, *, backend: str, cuda: bool) -> tuple[bool, str]:
-    """(compile?, why) for the config's `compile` setting."""
+def decision(mode: str, *, backend: str, cuda: bool, graphs: bool = False) -> tuple[bool, str]:
+    """(compile?, why) for the config's `compile` setting. graphs: the recipe's steps can be replayed
+    as CUDA graphs (graphed_step.py), which is faster than compiled layers and costs no compile."""
     if mode == "off":
         return False, "compile off"
     if backend == "unsloth":
@@ -26,6 +27,8 @@ def decision(mode: str, *, backend: str, cuda: bool) -> tuple[bool, str]:
         return True, "compile on"
     if not cuda:
         return False, "auto: no CUDA GPU (compiling on a CPU costs more than it saves)"
+    if graphs:
+        return False, "auto: CUDA graphs replay the steps instead"
     return True, "auto: CUDA GPU with the hf backend"
 
 

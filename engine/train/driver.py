@@ -347,7 +347,12 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     if (run_dir / "base" / "config.json").exists() and tiny:
         source = ModelSource("folder", TINY, str(run_dir / "base"), source.name, "the run's saved tiny model")
     world = world_size()
-    choice, _note = choose_backend(config.backend, world) if world > 1 else (select_backend(config.backend), "")
+    if world > 1:
+        choice, _note = choose_backend(config.backend, world)
+    else:
+        from .graphed_step import recipe_allows
+
+        choice = select_backend(config.backend, graphed_recipe=recipe_allows(config))
     if tiny and choice.name == "unsloth":
         if config.backend != "auto":
             raise UserError("the tiny test model trains with the hf backend", where="backend",
@@ -419,10 +424,13 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     from trl import DPOConfig
 
     from . import compile as compiling
+    from . import graphed_step
     from .callback import EventCallback
     from .trainer import trainer_class
 
-    use_compile, compile_reason = compiling.decision(config.compile, backend=choice.name, cuda=cuda)
+    use_compile, compile_reason = compiling.decision(
+        config.compile, backend=choice.name, cuda=cuda, graphs=world == 1 and graphed_step.recipe_allows(config)
+    )
     if cuda:
         compiling.tune_cuda_training()
     compiling_message = ""
@@ -476,9 +484,9 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     run.phase("loading_model", f"preparing the trainer (tokenizing {len(train_ds)} pairs)")
     if config.precompute_ref:
         run.phase("loading_model", "scoring the reference model once on every pair (precompute_ref)")
-    from . import graphed_step
-
-    graphed = graphed_step.wanted(config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile)
+    graphed = graphed_step.recipe_allows(config) and graphed_step.wanted(
+        config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile, world=world
+    )
     trainer = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)(
         model=model,
         args=args,
@@ -630,8 +638,8 @@ def _summary(callback, trainer) -> dict[str, Any]:
     graphs = getattr(trainer, "step_graphs", None)
     if graphs is not None or getattr(trainer, "graphs_note", ""):
         out["cuda_graphs"] = {
-            "recorded": graphs.recordings if graphs else 0,
-            "replayed": graphs.replays if graphs else 0,
+            "recorded": dict(graphs.recordings) if graphs else {},  # shapes, by kind (step, reference)
+            "replayed": dict(graphs.replays) if graphs else {},
             "note": getattr(trainer, "graphs_note", ""),
         }
     return out

@@ -48,10 +48,20 @@ def bucket_length(length: int, max_length: int) -> int:
     return max(length, min(padded, max_length)) if max_length > 0 else padded
 
 
-def wanted(mode: str, *, backend: str, cuda: bool, compiled: bool) -> bool:
-    """Whether a run asks for recorded steps: `cuda_graphs` auto on a CUDA GPU with the hf backend
-    (Unsloth runs its own compiled kernels; compiled layers would record a compiler's wrapper)."""
-    return mode == "auto" and cuda and backend == "hf" and not compiled
+def recipe_allows(config: Any) -> bool:
+    """Whether a TrainConfig's recipe is one a recorded step computes (the model is checked later,
+    `unsupported_reason`): what `auto` weighs when it picks the backend and whether to compile."""
+    return (
+        config.cuda_graphs == "auto" and config.loss_type == "sigmoid" and config.precompute_ref
+        and config.lora_dropout == 0 and config.compile != "on"
+    )
+
+
+def wanted(mode: str, *, backend: str, cuda: bool, compiled: bool, world: int = 1) -> bool:
+    """Whether a run asks for recorded steps: `cuda_graphs` auto on one CUDA GPU with the hf backend
+    (Unsloth runs its own compiled kernels; compiled layers would record a compiler's wrapper; with
+    several processes a replay would skip the gradient all-reduce that DDP hooks into each step)."""
+    return mode == "auto" and cuda and backend == "hf" and not compiled and world == 1
 
 
 def unsupported_reason(trainer: Any) -> str | None:
@@ -157,6 +167,24 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
         ])
 
 
+def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
+    """The reference's summed completion log-probs of a right-padded batch ([2B]: chosen rows, then
+    rejected rows): the base model (adapter off), no gradient, no host synchronisation."""
+    import torch
+    from trl.trainer import utils as trl_utils
+
+    causal_lm = model.get_base_model()
+    input_ids = batch["input_ids"]
+    with torch.no_grad(), model.disable_adapter():
+        hidden = causal_lm.base_model(input_ids=input_ids, use_cache=False).last_hidden_state[:, :-1]
+        log_probs = trl_utils._ChunkedLogProbFunction.apply(
+            hidden.reshape(-1, hidden.shape[-1]), causal_lm.get_output_embeddings().weight, None,
+            input_ids[:, 1:].reshape(-1), 1.0, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, ("log_probs",),
+        )[0]
+        mask = batch["completion_mask"][:, 1:].to(torch.float32)
+        return (log_probs.view(input_ids.shape[0], -1) * mask).sum(dim=1)
+
+
 def record_metrics(trainer: Any, values: list[float]) -> None:
     """Append one step's statistics to TRL's metric lists, as TRL's `_compute_loss` does."""
     stats = dict(zip(STATS, values, strict=True))
@@ -222,15 +250,15 @@ class _Recorded:
 
 @dataclass
 class StepGraphs:
-    """The recorded steps of one trainer, keyed by (rows, padded length)."""
+    """The recorded steps (and reference passes) of one trainer, keyed by (kind, rows, padded length)."""
 
     model: Any
     beta: float
     max_length: int
     pad_id: int = 0
-    recorded: dict[tuple[int, int], _Recorded] = field(default_factory=dict)
-    replays: int = 0
-    recordings: int = 0
+    recorded: dict[tuple[str, int, int], _Recorded] = field(default_factory=dict)
+    replays: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
+    recordings: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     broken: str = ""  # why recording failed (then the trainer goes back to TRL's eager step)
 
     def __post_init__(self):
@@ -277,61 +305,71 @@ class StepGraphs:
             if length < static[key].shape[1]:
                 static[key][:, length:].fill_(self.pad_id if key == "input_ids" else 0)
         for key in ("ref_chosen_logps", "ref_rejected_logps"):
-            static[key].copy_(batch[key])
+            if key in batch:  # not in the reference pass's batches
+                static[key].copy_(batch[key])
 
     def step(self, batch: dict[str, Any], scale: float) -> list[float]:
         """Train on one micro-batch (gradients into `.grad`); return the statistics (STATS order)."""
+        self._bind_grads()
+        return self._run("step", batch, scale).tolist()
+
+    def reference(self, batch: dict[str, Any]) -> Any:
+        """The reference log-probs of a batch ([2B] on the device; TRL's precompute pass copies them)."""
+        return self._run("reference", batch, 0.0)
+
+    def _compute(self, kind: str, inputs: dict[str, Any], scale: Any) -> Any:
+        with recordable(self.model):
+            if kind == "step":
+                return step_statistics(self.model, inputs, beta=self.beta, scale=scale)
+            return reference_logps(self.model, inputs)
+
+    def _run(self, kind: str, batch: dict[str, Any], scale: float) -> Any:
         import torch
 
         rows, length = batch["input_ids"].shape
-        key = (rows, bucket_length(length, self.max_length))
-        self._bind_grads()
+        key = (kind, rows, bucket_length(length, self.max_length))
         entry = self.recorded.get(key)
         if entry is not None:
             self._fill(entry.inputs, batch)
             entry.scale.fill_(scale)
-            self.replays += 1
-            if entry.graph is None:  # off a GPU: the same step, run again eagerly (the tests' path)
-                return self._eager(entry.inputs, entry.scale)
+            self.replays[kind] += 1
+            if entry.graph is None:  # off a GPU: the same computation, run again eagerly (the tests' path)
+                return self._compute(kind, entry.inputs, entry.scale)
             entry.graph.replay()
-            return entry.stats.tolist()
+            return entry.stats
 
         device = batch["input_ids"].device
-        inputs = self._static_inputs(*key, device)
+        inputs = self._static_inputs(rows, key[2], device)
         self._fill(inputs, batch)
         scale_tensor = torch.full((), scale, dtype=torch.float32, device=device)
         if device.type != "cuda":
             self.recorded[key] = _Recorded(None, inputs, scale_tensor, None)
-            self.recordings += 1
-            return self._eager(inputs, scale_tensor)
-        # The first step of a shape runs eagerly on a side stream (a real step: it also initialises
+            self.recordings[kind] += 1
+            return self._compute(kind, inputs, scale_tensor)
+        # The first batch of a shape runs eagerly on a side stream (a real step: it also initialises
         # what a recording must not, e.g. compiling TRL's Triton kernel), then it is recorded.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            values = self._eager(inputs, scale_tensor)
+            result = self._compute(kind, inputs, scale_tensor)
         torch.cuda.current_stream().wait_stream(side)
         try:
             self._record(key, inputs, scale_tensor)
-        except Exception as error:  # noqa: BLE001 - the step itself is done; later steps run eagerly
+        except Exception as error:  # noqa: BLE001 - this batch is done; later ones run eagerly
             self.broken = f"{type(error).__name__}: {error}"
-        return values
+        return result
 
-    def _eager(self, inputs: dict[str, Any], scale: Any) -> list[float]:
-        with recordable(self.model):
-            return step_statistics(self.model, inputs, beta=self.beta, scale=scale).tolist()
-
-    def _record(self, key: tuple[int, int], inputs: dict[str, Any], scale: Any) -> None:
-        """Record the step for this shape. Recording runs no kernel: it changes no gradient, no weight."""
+    def _record(self, key: tuple[str, int, int], inputs: dict[str, Any], scale: Any) -> None:
+        """Record a shape. Recording runs no kernel: it changes no gradient, no weight."""
         import torch
 
         if self.pool is None:
             self.pool = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with recordable(self.model), torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
-            stats = step_statistics(self.model, inputs, beta=self.beta, scale=scale)
-        if not all(p.grad is g for p, g in zip(self.params, self.grads, strict=True)):
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+            output = self._compute(key[0], inputs, scale)
+        if not all(p.grad is None or p.grad is g for p, g in zip(self.params, self.grads, strict=True)):
             # autograd replaced a `.grad` instead of adding into it: a replay would write elsewhere
             raise RuntimeError("a recorded step did not accumulate into the bound gradients")
-        self.recorded[key] = _Recorded(graph, inputs, scale, stats)
-        self.recordings += 1
+        self.recorded[key] = _Recorded(graph, inputs, scale, output)
+        self.recordings[key[0]] += 1

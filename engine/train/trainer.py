@@ -48,9 +48,11 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             """Switch to recorded steps when supported; return whether they are on."""
             from . import graphed_step
 
-            reason = graphed_step.unsupported_reason(self)
-            if not graphed:
-                reason = "off"
+            if self.step_graphs is not None:
+                return True  # already made for the reference pass
+            if self.graphs_note:
+                return False  # decided before (unsupported, or a recording failed)
+            reason = graphed_step.unsupported_reason(self) if graphed else "off"
             if reason is None:
                 pad_id = getattr(self, "pad_token_id", None)
                 self.step_graphs = graphed_step.StepGraphs(
@@ -75,21 +77,17 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 scale = 1.0 / self.current_gradient_accumulation_steps  # as Trainer.training_step scales
             values = graphs.step(inputs, scale)
             if graphs.broken:
-                import logging
-
-                self.graphs_note = f"recording a step failed ({graphs.broken}); TRL's eager steps from here"
-                logging.getLogger("dpo_tutor.train").warning("CUDA graphs: %s", self.graphs_note)
-                self.step_graphs = None
+                self._stop_graphs(graphs)
             graphed_step.record_metrics(self, values)
             return inputs["input_ids"].new_tensor(values[0] * scale, dtype=torch.float32)
 
-        def _graphable(self, inputs) -> bool:
+        def _graphable(self, inputs, reference: bool = False) -> bool:
             ids = inputs.get("input_ids")
+            refs = {"ref_chosen_logps", "ref_rejected_logps"}
             return (
                 ids is not None and ids.dim() == 2 and ids.shape[0] % 2 == 0
-                and "ref_chosen_logps" in inputs and "ref_rejected_logps" in inputs
-                and set(inputs) <= {"input_ids", "attention_mask", "completion_mask",
-                                    "ref_chosen_logps", "ref_rejected_logps"}
+                and (reference or refs <= set(inputs))
+                and set(inputs) <= {"input_ids", "attention_mask", "completion_mask"} | refs
             )
 
         def _unmasked(self):
@@ -104,8 +102,22 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def compute_ref_log_probs(self, model, inputs):
+            # TRL's __init__ runs the reference pass: graphs, when on, are made here first.
+            if graphed and self.ref_model is None and self._graphable(inputs, reference=True) and self.use_graphs():
+                graphs = self.step_graphs
+                logps = graphs.reference(self._prepare_inputs(inputs))
+                if graphs.broken:
+                    self._stop_graphs(graphs)
+                return logps.chunk(2, dim=0)
             with self._unmasked():
                 return super().compute_ref_log_probs(model, inputs)
+
+        def _stop_graphs(self, graphs) -> None:
+            import logging
+
+            self.graphs_note = f"recording failed ({graphs.broken}); TRL's eager steps from here"
+            logging.getLogger("dpo_tutor.train").warning("CUDA graphs: %s", self.graphs_note)
+            self.step_graphs = None
 
         def floating_point_ops(self, inputs) -> int:
             """transformers' estimate (6 x tokens x non-embedding parameters), the count taken once."""
