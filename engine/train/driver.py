@@ -438,6 +438,9 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         compiling_message = "the first step compiles Unsloth's kernels (~45 s)"
     elif use_compile:
         compiling_message = "the first step compiles the decoder layers (torch.compile; cached for later runs)"
+    graphed = graphed_step.recipe_allows(config) and graphed_step.wanted(
+        config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile, world=world
+    )
     args = DPOConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         beta=config.beta,
@@ -471,6 +474,9 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         dataloader_num_workers=0,
         # Fewer distinct shapes for the compiled layers, and tensor-core friendly widths; padding is masked.
         pad_to_multiple_of=16 if use_compile else None,
+        # Recorded steps leave the loss on the GPU until the step is logged; TRL's default filter
+        # would read it (a wait for the GPU) right after every step to drop NaN/inf losses.
+        logging_nan_inf_filter=not graphed,
     )
     pairs_per_step = config.batch_size * config.grad_accum * max(1, int(os.environ.get("WORLD_SIZE", "1")))
     callback = EventCallback(
@@ -484,9 +490,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     run.phase("loading_model", f"preparing the trainer (tokenizing {len(train_ds)} pairs)")
     if config.precompute_ref:
         run.phase("loading_model", "scoring the reference model once on every pair (precompute_ref)")
-    graphed = graphed_step.recipe_allows(config) and graphed_step.wanted(
-        config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile, world=world
-    )
+
     trainer = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)(
         model=model,
         args=args,

@@ -308,10 +308,12 @@ class StepGraphs:
             if key in batch:  # not in the reference pass's batches
                 static[key].copy_(batch[key])
 
-    def step(self, batch: dict[str, Any], scale: float) -> list[float]:
-        """Train on one micro-batch (gradients into `.grad`); return the statistics (STATS order)."""
+    def step(self, batch: dict[str, Any], scale: float) -> Any:
+        """Train on one micro-batch (gradients into `.grad`); return the statistics (STATS order) as a
+        tensor on the device, not read yet: reading waits for the GPU, and the host has the optimizer
+        step to launch meanwhile."""
         self._bind_grads()
-        return self._run("step", batch, scale).tolist()
+        return self._run("step", batch, scale)
 
     def reference(self, batch: dict[str, Any]) -> Any:
         """The reference log-probs of a batch ([2B] on the device; TRL's precompute pass copies them)."""
@@ -336,7 +338,7 @@ class StepGraphs:
             if entry.graph is None:  # off a GPU: the same computation, run again eagerly (the tests' path)
                 return self._compute(kind, entry.inputs, entry.scale)
             entry.graph.replay()
-            return entry.stats
+            return entry.stats.clone()  # the next replay overwrites the graph's own output
 
         device = batch["input_ids"].device
         inputs = self._static_inputs(rows, key[2], device)

@@ -66,20 +66,36 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             graphs = self.step_graphs
             if graphs is None or not self._graphable(inputs):
                 return super().training_step(model, inputs, num_items_in_batch)
-            import torch
-
-            from . import graphed_step
-
             model.train()
             inputs = self._prepare_inputs(inputs)
             scale = 1.0
             if (not self.model_accepts_loss_kwargs or num_items_in_batch is None) and self.compute_loss_func is None:
                 scale = 1.0 / self.current_gradient_accumulation_steps  # as Trainer.training_step scales
-            values = graphs.step(inputs, scale)
+            stats = graphs.step(inputs, scale)
             if graphs.broken:
                 self._stop_graphs(graphs)
-            graphed_step.record_metrics(self, values)
-            return inputs["input_ids"].new_tensor(values[0] * scale, dtype=torch.float32)
+            # Read at the next log, not now: reading waits for the GPU, and meanwhile the Trainer
+            # launches the gradient clipping and the optimizer step.
+            self._pending_stats.append(stats)
+            return stats[0] * scale
+
+        @property
+        def _pending_stats(self) -> list:
+            if "_pending" not in self.__dict__:
+                self.__dict__["_pending"] = []
+            return self.__dict__["_pending"]
+
+        def log(self, logs, start_time=None):
+            pending = self._pending_stats
+            if pending:
+                import torch
+
+                from . import graphed_step
+
+                for values in torch.stack(pending).tolist():  # one wait for the GPU
+                    graphed_step.record_metrics(self, values)
+                pending.clear()
+            return super().log(logs, start_time)
 
         def _graphable(self, inputs, reference: bool = False) -> bool:
             ids = inputs.get("input_ids")
