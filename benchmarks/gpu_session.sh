@@ -112,6 +112,18 @@ unsloth)
   dpo bench --model "$DPO_GGUF" --data "$DATA" --steps 12 --pipelines ours-unsloth,low-memory --out /tmp/bench --json > "$OUT/x/bench-unsloth.txt" 2> "$OUT/x/bench-unsloth.err"; log "rc=$?"
   cat "$OUT/x/bench-unsloth.txt" | head -8
   ;;
+multi)
+  # issue 10: the default recipe on 2 GPUs (16 pairs per GPU: the same 32 per step) against 1 GPU, one epoch
+  for spec in "gpus2:--gpus 2 --batch-size 16" "gpus1:--gpus 1" "gpus1-eager:--gpus 1 --cuda-graphs off"; do
+    name=${spec%%:*}; flags=${spec#*:}
+    log "default recipe, $name ($flags)"
+    timeout 150 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" $flags --max-steps "${STEPS:-64}" --eval-steps 0 \
+      --save-steps 0 --out /tmp/runs/$name --quiet > "$OUT/$name.out" 2>&1; log "$name rc=$?"
+    cp /tmp/runs/$name/events.jsonl "$OUT/$name-events.jsonl"
+    python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/$name 2>&1 | tail -1
+  done
+  log "done $stage"; exit 0
+  ;;
 round4)
   # the bench's pipelines, then the default recipe (auto backend) over the whole data: learning and its first step
   P=${PIPELINES:-trl-defaults,ours-hf,ours-hf-eager,low-memory,ours-unsloth}
