@@ -235,3 +235,16 @@ def test_status_line_shows_memory_of_each_gpu():
     assert "2 GPUs 1.25 / 1.50 GiB" in text and "GPU 1.25 GiB" not in text
     # the lists stay out of the charted series (numbers only); the single numbers are charted as before
     assert "gpu_mem_gib" in state.store.train and "gpu_mem_gib_per_device" not in state.store.train
+
+
+def test_a_run_of_one_process_sees_one_gpu():
+    # On a 2-GPU host a plain `dpo-tutor train` failed: the Trainer wrapped the model in nn.DataParallel,
+    # which TRL refuses. One process now gets the first visible GPU; `--gpus N` workers keep them all.
+    env: dict[str, str] = {}
+    assert launch.pin_one_gpu(env) == "0" and env["CUDA_VISIBLE_DEVICES"] == "0"
+    env = {"CUDA_VISIBLE_DEVICES": "2,3"}
+    assert launch.pin_one_gpu(env) == "2" and env["CUDA_VISIBLE_DEVICES"] == "2"
+    env = {"CUDA_VISIBLE_DEVICES": "1"}
+    assert launch.pin_one_gpu(env) is None and env["CUDA_VISIBLE_DEVICES"] == "1"
+    env = {"WORLD_SIZE": "2", "CUDA_VISIBLE_DEVICES": "0,1"}
+    assert launch.pin_one_gpu(env) is None and env["CUDA_VISIBLE_DEVICES"] == "0,1"

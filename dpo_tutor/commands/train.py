@@ -173,6 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     from dpo_tutor.engine.train import launch
 
     worker = launch.launched_worker()  # one of the N processes a `--gpus N` launcher started
+    if args.gpus == 1 and not worker:
+        launch.pin_one_gpu()  # one process, one GPU: no nn.DataParallel on a host with several
     if args.gpus != 1 and not worker:
         from dpo_tutor.engine.train.backend import cuda_available
 

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +74,27 @@ def launcher_pid(environ: Mapping[str, str] | None = None) -> int | None:
     env = os.environ if environ is None else environ
     value = env.get(LAUNCHER_PID_ENV, "")
     return int(value) if value.isdigit() and launched_worker(env) else None
+
+
+def pin_one_gpu(environ: MutableMapping[str, str] | None = None) -> str | None:
+    """Make a run of one process see one GPU (the first visible one); return what was set, or None.
+
+    Seeing several, transformers' Trainer wraps the model in `nn.DataParallel`, which TRL's DPOTrainer
+    refuses ("does not support nn.DataParallel"): found on a lent 2-GPU machine, where a plain
+    `dpo-tutor train` failed. `--gpus N` runs (WORLD_SIZE > 1) keep every GPU. Call it before anything
+    asks CUDA how many devices there are: CUDA reads the variable once.
+    """
+    env = os.environ if environ is None else environ
+    if world_size(env) > 1:
+        return None
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        env["CUDA_VISIBLE_DEVICES"] = "0"
+    elif "," in visible:
+        env["CUDA_VISIBLE_DEVICES"] = visible.split(",")[0].strip()
+    else:
+        return None
+    return env["CUDA_VISIBLE_DEVICES"]
 
 
 def process_devices(world: int, cuda: bool) -> list[str]:
