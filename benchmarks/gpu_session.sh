@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on the lent H100 through the device tool after ../shared/gpu's two staging calls:
 #   call: source .gpu/s2/setup.sh && bash benchmarks/gpu_session.sh STAGE
-# STAGE: probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
+# STAGE: probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, round4 (the bench + the default recipe), multi (2 GPUs vs 1), hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
 #        unsloth (default recipe on Unsloth, plus our Unsloth pipelines), bench (the other pipelines + a real OOM).
 # Everything it produces goes under $OUT (at most 8 files come back: results are tarred).
 set -u

@@ -1,13 +1,13 @@
 """Named starting points for the Train screen's form (and for scripts): overrides of `TrainConfig`.
 
 One engine-side place for them, so the UI, the lessons and classroom scripts agree. Measured on one
-H100 (BENCHMARKS.md, 2026-11-25, third round): the default recipe (batch 32, length-grouped batches,
+H100 (BENCHMARKS.md, 2026-11-25, fourth round): the default recipe (batch 32, length-grouped batches,
 gradient checkpointing, reference scored once, lr 5e-4, 2 epochs over the 2,073 training pairs of
-HH-RLHF harmless-base test = 128 steps) trains at ~70-112 pairs/s in 1.5 GiB on Unsloth (first step
-~73 s after start: its import and compiles) and ~57-87 pairs/s in 2.7 GiB on the hf backend (first
-step ~15 s after start), ending near train loss 0.4, accuracy 0.85 and held-out accuracy 0.7; the
-low-memory preset 45 pairs/s in 0.89 GiB on Unsloth, 62 in 1.42 GiB on hf. Durations in the labels
-are for one GPU; on a CPU everything takes far longer.
+HH-RLHF harmless-base test = 128 steps) trains at ~124-149 pairs/s in 2.6 GiB on the hf backend with
+recorded CUDA-graph steps (what auto picks; first step ~20-31 s after start), 60-94 pairs/s on Unsloth,
+ending near train loss 0.4, accuracy 0.85 and held-out accuracy 0.73; the low-memory preset (8 x 4)
+at 125 pairs/s in 1.27 GiB. Durations in the labels are for one GPU; on a CPU everything takes far
+longer.
 """
 
 from __future__ import annotations
