@@ -145,7 +145,7 @@ def test_the_whole_walk_trains_the_tiny_model_and_chats_with_it(tmp_path):
         lessons_then_data(tty)  # ends on the Train screen, as it first opens
         fill_train_form(tty, model="tiny", batch_size="2", grad_accum="1", max_steps="4", max_length="64")
         tty.send("C-r")
-        run = wait_until(lambda: newest_run(tmp_path), 20, "a run folder")
+        run = wait_until(lambda: newest_run(tmp_path), 60, "a run folder")  # the train process imports torch first
         screen = tty.wait_for("FINISHED", timeout=240)
         assert "4/4" in screen
         events = read_events(run)
@@ -179,7 +179,7 @@ def test_a_hung_up_terminal_leaves_the_run_training_and_a_new_tutor_reattaches(t
         first.wait_for("preset")
         fill_train_form(first, model="tiny", batch_size="2", grad_accum="1", max_steps="100", max_length="64")
         first.send("C-r")
-        run = wait_until(lambda: newest_run(tmp_path), 20, "a run folder")
+        run = wait_until(lambda: newest_run(tmp_path), 60, "a run folder")  # the train process imports torch first
         wait_until(lambda: len([e for e in read_events(run) if e["type"] == "step"]) >= 2, 180, "two steps")
         tui_pid = first.program_pid()
         started = next(e for e in read_events(run) if e["type"] == "run_started")
