@@ -347,12 +347,14 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     if (run_dir / "base" / "config.json").exists() and tiny:
         source = ModelSource("folder", TINY, str(run_dir / "base"), source.name, "the run's saved tiny model")
     world = world_size()
+    from . import graphed_step
+
+    # Recorded steps need one process and a recipe they compute; auto weighs it for the backend and compile.
+    graphable_recipe = world == 1 and graphed_step.recipe_allows(config)
     if world > 1:
         choice, _note = choose_backend(config.backend, world)
     else:
-        from .graphed_step import recipe_allows
-
-        choice = select_backend(config.backend, graphed_recipe=recipe_allows(config))
+        choice = select_backend(config.backend, graphed_recipe=graphable_recipe)
     if tiny and choice.name == "unsloth":
         if config.backend != "auto":
             raise UserError("the tiny test model trains with the hf backend", where="backend",
@@ -424,12 +426,11 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     from trl import DPOConfig
 
     from . import compile as compiling
-    from . import graphed_step
     from .callback import EventCallback
     from .trainer import trainer_class
 
     use_compile, compile_reason = compiling.decision(
-        config.compile, backend=choice.name, cuda=cuda, graphs=world == 1 and graphed_step.recipe_allows(config)
+        config.compile, backend=choice.name, cuda=cuda, graphs=graphable_recipe
     )
     if cuda:
         compiling.tune_cuda_training()
@@ -438,7 +439,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         compiling_message = "the first step compiles Unsloth's kernels (~45 s)"
     elif use_compile:
         compiling_message = "the first step compiles the decoder layers (torch.compile; cached for later runs)"
-    graphed = graphed_step.recipe_allows(config) and graphed_step.wanted(
+    graphed = graphable_recipe and graphed_step.wanted(
         config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile, world=world
     )
     args = DPOConfig(

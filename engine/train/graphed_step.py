@@ -108,6 +108,23 @@ def unsupported_reason(trainer: Any) -> str | None:
     return None
 
 
+def _per_token(model: Any, input_ids: Any, outputs: tuple[str, ...]) -> tuple[Any, ...]:
+    """TRL's fused-head outputs ([rows, L-1] each, None where not asked) at EVERY position of a
+    right-padded batch: the decoder stack without an attention mask (causal attention is exact for
+    right padding, padding.py), then TRL's chunked log-prob kernel. Every position, not only the
+    completion's as TRL's head selects them, so that the shapes are fixed; the caller masks."""
+    from trl.trainer import utils as trl_utils
+
+    causal_lm = model.get_base_model()
+    backbone = causal_lm.base_model  # what TRL's fused head calls: the decoder stack, LoRA layers inside
+    hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state[:, :-1]
+    per_token = trl_utils._ChunkedLogProbFunction.apply(
+        hidden.reshape(-1, hidden.shape[-1]), causal_lm.get_output_embeddings().weight, None,
+        input_ids[:, 1:].reshape(-1), 1.0, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs,
+    )
+    return tuple(None if x is None else x.view(input_ids.shape[0], -1) for x in per_token)
+
+
 def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: Any) -> Any:
     """One DPO micro-step on a right-padded batch: forward, loss, `backward()` of loss * scale (the
     gradients accumulate into `.grad`), and the statistics vector (STATS), all on the device, with no
@@ -118,23 +135,9 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
     """
     import torch
     import torch.nn.functional as F
-    from trl.trainer import utils as trl_utils
 
-    causal_lm = model.get_base_model()
-    backbone = causal_lm.base_model  # what TRL's fused head calls: the decoder stack, LoRA layers inside
-    head = causal_lm.get_output_embeddings()
-    input_ids = batch["input_ids"]
-    rows = input_ids.shape[0]
-    # No attention mask: every row is right-padded, so causal attention is exact (padding.py).
-    hidden = backbone(input_ids=input_ids, use_cache=False).last_hidden_state[:, :-1]
-    targets = input_ids[:, 1:]
-    mask = batch["completion_mask"][:, 1:].to(torch.bool)
-    fmask = mask.to(torch.float32)
-    per_token = trl_utils._ChunkedLogProbFunction.apply(
-        hidden.reshape(-1, hidden.shape[-1]), head.weight, None, targets.reshape(-1), 1.0,
-        trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, HEAD_OUTPUTS,
-    )
-    log_probs, entropy, _, mean_logits, is_top1 = (None if x is None else x.view(rows, -1) for x in per_token)
+    log_probs, entropy, _, mean_logits, is_top1 = _per_token(model, batch["input_ids"], HEAD_OUTPUTS)
+    fmask = batch["completion_mask"][:, 1:].to(torch.float32)
     logps = (log_probs * fmask).sum(dim=1)
     chosen_logps, rejected_logps = logps.chunk(2, dim=0)
     chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
@@ -171,18 +174,10 @@ def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
     """The reference's summed completion log-probs of a right-padded batch ([2B]: chosen rows, then
     rejected rows): the base model (adapter off), no gradient, no host synchronisation."""
     import torch
-    from trl.trainer import utils as trl_utils
 
-    causal_lm = model.get_base_model()
-    input_ids = batch["input_ids"]
     with torch.no_grad(), model.disable_adapter():
-        hidden = causal_lm.base_model(input_ids=input_ids, use_cache=False).last_hidden_state[:, :-1]
-        log_probs = trl_utils._ChunkedLogProbFunction.apply(
-            hidden.reshape(-1, hidden.shape[-1]), causal_lm.get_output_embeddings().weight, None,
-            input_ids[:, 1:].reshape(-1), 1.0, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, ("log_probs",),
-        )[0]
-        mask = batch["completion_mask"][:, 1:].to(torch.float32)
-        return (log_probs.view(input_ids.shape[0], -1) * mask).sum(dim=1)
+        log_probs = _per_token(model, batch["input_ids"], ("log_probs",))[0]
+        return (log_probs * batch["completion_mask"][:, 1:].to(torch.float32)).sum(dim=1)
 
 
 def record_metrics(trainer: Any, values: list[float]) -> None:
@@ -245,7 +240,7 @@ class _Recorded:
     graph: Any
     inputs: dict[str, Any]
     scale: Any
-    stats: Any
+    output: Any  # what the recorded computation returns (a step's statistics, or reference log-probs)
 
 
 @dataclass
@@ -338,7 +333,7 @@ class StepGraphs:
             if entry.graph is None:  # off a GPU: the same computation, run again eagerly (the tests' path)
                 return self._compute(kind, entry.inputs, entry.scale)
             entry.graph.replay()
-            return entry.stats.clone()  # the next replay overwrites the graph's own output
+            return entry.output.clone()  # the next replay overwrites the graph's own output
 
         device = batch["input_ids"].device
         inputs = self._static_inputs(rows, key[2], device)

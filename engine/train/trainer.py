@@ -6,10 +6,11 @@ Length grouping is ours because TRL's tokenized preference rows carry `prompt_id
 it the length of the longer side of each pair, so pairs of similar length share a batch and little of
 a batch is padding. Everything else (loss, metrics, reference handling) is TRL's own.
 
-Two host-side savings on every step (the step of a 135M model is bound by the host, BENCHMARKS.md):
-the loss and the reference pass run without the padding mask (`padding.py`: exact for TRL's right-
-padded rows), and the FLOP count transformers logs reuses the parameter count instead of walking
-every parameter of the model again at each step.
+Host-side savings on every step (the step of a 135M model is bound by the host, BENCHMARKS.md): on
+one CUDA GPU, steps and the reference pass replayed as recorded CUDA graphs (`graphed_step.py`);
+otherwise the loss and the reference pass run without the padding mask (`padding.py`: exact for TRL's
+right-padded rows); and the FLOP count transformers logs reuses the parameter count instead of
+walking every parameter of the model again at each step.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
         _flop_parameters: int | None = None
         step_graphs = None  # graphed_step.StepGraphs once `use_graphs()` accepted this trainer
         graphs_note = ""  # why the steps are not graphed, or why graphing stopped
+        pending_stats = None  # recorded steps' statistics (device tensors), read at the next log
 
         def use_graphs(self) -> bool:
             """Switch to recorded steps when supported; return whether they are on."""
@@ -52,7 +54,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 return True  # already made for the reference pass
             if self.graphs_note:
                 return False  # decided before (unsupported, or a recording failed)
-            reason = graphed_step.unsupported_reason(self) if graphed else "off"
+            reason = graphed_step.unsupported_reason(self)
             if reason is None:
                 pad_id = getattr(self, "pad_token_id", None)
                 self.step_graphs = graphed_step.StepGraphs(
@@ -76,25 +78,18 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 self._stop_graphs(graphs)
             # Read at the next log, not now: reading waits for the GPU, and meanwhile the Trainer
             # launches the gradient clipping and the optimizer step.
-            self._pending_stats.append(stats)
+            self.pending_stats = [*(self.pending_stats or []), stats]
             return stats[0] * scale
 
-        @property
-        def _pending_stats(self) -> list:
-            if "_pending" not in self.__dict__:
-                self.__dict__["_pending"] = []
-            return self.__dict__["_pending"]
-
         def log(self, logs, start_time=None):
-            pending = self._pending_stats
-            if pending:
+            if self.pending_stats:
                 import torch
 
                 from . import graphed_step
 
-                for values in torch.stack(pending).tolist():  # one wait for the GPU
+                for values in torch.stack(self.pending_stats).tolist():  # one wait for the GPU
                     graphed_step.record_metrics(self, values)
-                pending.clear()
+                self.pending_stats = None
             return super().log(logs, start_time)
 
         def _graphable(self, inputs, reference: bool = False) -> bool:
