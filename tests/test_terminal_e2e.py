@@ -51,8 +51,35 @@ def fits(width: int, height: int):
     return check
 
 
+def field_shows(name: str, value: str):
+    """A screen predicate: the form's field `name` (left of the divider) shows `value` under its label."""
+
+    def check(screen: str) -> bool:
+        left = [line.split("\u2502")[0].strip() for line in screen.split("\n")]
+        return any(text == name and value in left[i + 1:i + 3] for i, text in enumerate(left))
+
+    check.__name__ = f"{name} = {value!r}"
+    return check
+
+
+def form_shows(text: str):
+    """A screen predicate: the form (left of the divider) shows `text`, wherever its lines wrap."""
+
+    def check(screen: str) -> bool:
+        left = " ".join(line.split("\u2502")[0].strip() for line in screen.split("\n"))
+        return text in " ".join(left.split())
+
+    check.__name__ = f"the form shows {text!r}"
+    return check
+
+
 def fill_train_form(tty: Tmux, **values: str) -> None:
-    """From the Train screen as it opens (focus on its tabs): Tab to each field, clear it, type."""
+    """From the Train screen as it opens (focus on its tabs): Tab to each field, clear it, type.
+
+    Textual handles a key's bindings (Tab moves the focus) after the key reaches the focused widget,
+    so keys sent faster than a busy app handles them can land in the field before. A person waits to
+    see what they typed; so does this: each typed value is on the screen before the next Tab.
+    """
     order = ["model", "pick-data", "data", "beta", "learning_rate", "batch_size", "grad_accum", "max_steps",
              "epochs", "max_length"]
     tty.send("Tab", "Tab", "Tab", "Tab", "Tab")  # form, preset, run name, model picker, model
@@ -60,8 +87,10 @@ def fill_train_form(tty: Tmux, **values: str) -> None:
         if i:
             tty.send("Tab")
         if name in values:
+            time.sleep(0.2)  # the focus has moved before the field is cleared
             tty.send("C-a", "C-k")
             tty.type(values[name])
+            tty.wait_for(field_shows(name, values[name]), timeout=15)
 
 
 def go_to(tty: Tmux, area: str) -> None:
@@ -144,6 +173,7 @@ def test_the_whole_walk_trains_the_tiny_model_and_chats_with_it(tmp_path):
     with start(tmp_path, 80, 24) as tty:
         lessons_then_data(tty)  # ends on the Train screen, as it first opens
         fill_train_form(tty, model="tiny", batch_size="2", grad_accum="1", max_steps="4", max_length="64")
+        tty.wait_for(form_shows("2 x 1 = 2 pairs per step; 4 steps"))  # the form read what was typed
         tty.send("C-r")
         run = wait_until(lambda: newest_run(tmp_path), 60, "a run folder")  # the train process imports torch first
         screen = tty.wait_for("FINISHED", timeout=240)
@@ -178,6 +208,7 @@ def test_a_hung_up_terminal_leaves_the_run_training_and_a_new_tutor_reattaches(t
         first.send("3")
         first.wait_for("preset")
         fill_train_form(first, model="tiny", batch_size="2", grad_accum="1", max_steps="100", max_length="64")
+        first.wait_for(form_shows("2 x 1 = 2 pairs per step; 100 steps"))  # the form read what was typed
         first.send("C-r")
         run = wait_until(lambda: newest_run(tmp_path), 60, "a run folder")  # the train process imports torch first
         wait_until(lambda: len([e for e in read_events(run) if e["type"] == "step"]) >= 2, 180, "two steps")
