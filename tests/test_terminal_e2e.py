@@ -88,9 +88,15 @@ def fill_train_form(tty: Tmux, **values: str) -> None:
             tty.send("Tab")
         if name in values:
             time.sleep(0.2)  # the focus has moved before the field is cleared
-            tty.send("C-a", "C-k")
-            tty.type(values[name])
-            tty.wait_for(field_shows(name, values[name]), timeout=15)
+            for attempt in range(3):
+                tty.send("C-a", "C-k")
+                tty.type(values[name])
+                try:
+                    tty.wait_for(field_shows(name, values[name]), timeout=10)
+                    break
+                except AssertionError:
+                    if attempt == 2:
+                        raise
 
 
 def go_to(tty: Tmux, area: str) -> None:

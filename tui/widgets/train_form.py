@@ -17,6 +17,7 @@ from dpo_tutor.engine.errors import ConfigError
 from dpo_tutor.engine.presets import PRESETS
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
@@ -133,6 +134,13 @@ def field_named(message: str) -> str | None:
 
 
 class TrainForm(VerticalScroll):
+    # Tab as a priority binding: Textual checks an ordinary binding only after the key has passed
+    # through the focused field and bubbled up, so keys typed right after a Tab could still reach the
+    # field before it. A priority binding moves the focus before the next key is handed on.
+    BINDINGS = [
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", "Previous field", show=False, priority=True),
+    ]
     DEFAULT_CSS = """
     TrainForm { height: 1fr; padding: 0 1; }
     TrainForm .field { height: auto; margin-bottom: 1; }
