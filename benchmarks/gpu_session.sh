@@ -72,7 +72,7 @@ variants)
   mapfile -t specs < <(grep -v '^#' "$R/benchmarks/${VARIANT_FILE:-variants.txt}" | grep .)
   python3 "$R/benchmarks/variants.py" --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-64}" --max-pairs "${MAX_PAIRS:-0}" --out /tmp/variants \
     --profile "${PROFILE:-}" --json "$OUT/x/variants.json" "${specs[@]}" 2>&1 | tee "$OUT/x/variants.txt" | grep -v '^{' | tail -12
-  cp /tmp/variants/*.profile.txt "$OUT/x/" 2>/dev/null
+  cp /tmp/variants/*.profile.txt /tmp/variants/*.phases.txt "$OUT/x/" 2>/dev/null
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x
   tar czf "$OUT/runs-$stage.tgz" -C /tmp $(cd /tmp && find variants -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null
   rm -rf "$OUT/x"; log "done $stage"; exit 0

@@ -142,12 +142,21 @@ def available(pipeline: Pipeline) -> str:
 def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2) -> float | None:
     """Steady-state pairs per second: pairs per step over the median time between consecutive steps,
     from the (skip+1)-th step on. The median ignores one-off stalls (a recompile, a first-shape compile)
-    that `run_rate` includes."""
+    that `run_rate` includes; steps that recorded a new CUDA graph shape are left out (in a short run
+    with length-grouped batches they can be near half the steps, more than a median ignores)."""
     if len(steps) < skip + 2:
         skip = 0
-    gaps = [(b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in itertools.pairwise(steps[skip:])]
+    gaps = [(b["time"] - a["time"]) / max(1, b["step"] - a["step"])
+            for a, b in itertools.pairwise(steps[skip:]) if not _recorded_between(a, b)]
     gaps = [g for g in gaps if g > 0]
     return pairs_per_step / statistics.median(gaps) if gaps else None
+
+
+def _recorded_between(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether step b recorded a new CUDA graph shape (an eager step plus a recording: a one-off)."""
+    key = "cuda_graph_recordings"
+    before, after = a.get("metrics", {}).get(key), b.get("metrics", {}).get(key)
+    return before is not None and after is not None and after > before
 
 
 def run_rate(steps: list[dict[str, Any]], pairs_per_step: int) -> float | None:

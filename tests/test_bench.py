@@ -51,6 +51,17 @@ def test_steady_rate_skips_the_first_steps_and_one_off_stalls():
     assert run_rate(stalled, 32) == pytest.approx(6 * 32 / 31.0)
 
 
+def test_steady_rate_leaves_out_the_steps_that_recorded_a_new_graph_shape():
+    # 4 of the 7 gaps record a shape (2 s each): more than a median ignores; replays take 0.25 s
+    times = [0.0, 2.0, 2.25, 4.25, 4.5, 6.5, 6.75, 8.75]
+    recorded = [1, 2, 2, 3, 3, 4, 4, 5]
+    steps = [{"step": i + 1, "time": t, "metrics": {"cuda_graph_recordings": r}}
+             for i, (t, r) in enumerate(zip(times, recorded, strict=True))]
+    assert steady_rate(steps, 32, skip=0) == pytest.approx(32 / 0.25)
+    unmarked = [{"step": s["step"], "time": s["time"], "metrics": {}} for s in steps]
+    assert steady_rate(unmarked, 32, skip=0) == pytest.approx(32 / 2.0)  # the median of 3 x 0.25, 4 x 2
+
+
 def test_unknown_pipeline_is_one_clear_error(tmp_path):
     from dpo_tutor.engine.errors import UserError
 

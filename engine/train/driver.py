@@ -442,6 +442,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     graphed = graphable_recipe and graphed_step.wanted(
         config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile, world=world
     )
+    workers = dataloader_workers(graphed)
     args = DPOConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         beta=config.beta,
@@ -472,7 +473,10 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         save_steps=config.save_steps if config.save_steps > 0 else 500,
         save_total_limit=3,
         dataloader_pin_memory=cuda,
-        dataloader_num_workers=0,
+        # Workers collate the next batches while the GPU replays a step (BENCHMARKS.md, fifth round).
+        dataloader_num_workers=workers,
+        dataloader_persistent_workers=workers > 0,
+        dataloader_prefetch_factor=4 if workers > 0 else None,
         # Fewer distinct shapes for the compiled layers, and tensor-core friendly widths; padding is masked.
         pad_to_multiple_of=16 if use_compile else None,
         # Recorded steps leave the loss on the GPU until the step is logged; TRL's default filter
@@ -492,7 +496,11 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     if config.precompute_ref:
         run.phase("loading_model", "scoring the reference model once on every pair (precompute_ref)")
 
-    trainer = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)(
+    trainer_cls = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)
+    from .host_phases import install_from_env as host_phases_from_env
+
+    host_phases_from_env(trainer_cls)
+    trainer = trainer_cls(
         model=model,
         args=args,
         train_dataset=train_ds,
@@ -551,6 +559,15 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     run.emit("finished", step=run.step, adapter=str(adapter), merged=str(merged) if merged else None,
              summary=_summary(callback, trainer))
     return RunResult("finished", 0, run_dir, run.step)
+
+
+def dataloader_workers(graphed: bool) -> int:
+    """Processes that collate batches beside the training loop: DPO_TUTOR_DATALOADER_WORKERS, else
+    none (collating in the loop costs nothing while the host, not the GPU, is the bottleneck)."""
+    value = os.environ.get("DPO_TUTOR_DATALOADER_WORKERS", "")
+    if value.strip().isdigit():
+        return int(value)
+    return 0
 
 
 def _process_start() -> float:

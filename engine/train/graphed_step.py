@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,6 +201,29 @@ def record_metrics(trainer: Any, values: list[float]) -> None:
     metrics["logps/rejected"].append(stats["logps_rejected"])
 
 
+def _no_checkpoint(function, *args, **kwargs):
+    """A layer's forward without checkpointing: its activations are kept for the backward pass."""
+    return function(*args, **kwargs)
+
+
+def checkpointed_layers(count: int) -> int:
+    """How many of `count` decoder layers (the first ones) recompute their activations in the
+    backward pass: all of them, or the fraction DPO_TUTOR_CHECKPOINT_FRACTION says (a measurement
+    knob: each layer left out trades its activations' memory for one less forward pass)."""
+    value = os.environ.get("DPO_TUTOR_CHECKPOINT_FRACTION", "")
+    try:
+        fraction = min(1.0, max(0.0, float(value))) if value else 1.0
+    except ValueError:
+        fraction = 1.0
+    return round(fraction * count)
+
+
+def warm_each_shape() -> bool:
+    """Whether every new shape runs eagerly before it is recorded (the default), or only the first
+    (DPO_TUTOR_GRAPH_WARMUP=first: later shapes are recorded straight away, then replayed)."""
+    return os.environ.get("DPO_TUTOR_GRAPH_WARMUP", "each") != "first"
+
+
 @contextlib.contextmanager
 def recordable(model: Any):
     """The settings under which a step is run eagerly before being recorded, and recorded.
@@ -220,13 +244,14 @@ def recordable(model: Any):
     layers = [layer for layer in decoder_layers(model) if hasattr(layer, "_gradient_checkpointing_func")]
     saved = [layer._gradient_checkpointing_func for layer in layers]
     plain = functools.partial(checkpoint, use_reentrant=False, preserve_rng_state=False)
+    kept = checkpointed_layers(len(layers))
     dtype = next(p for p in model.parameters() if not p.requires_grad).dtype
     autocast = (
         torch.autocast("cuda", dtype=dtype, cache_enabled=False)
         if dtype in (torch.bfloat16, torch.float16) else contextlib.nullcontext()
     )
-    for layer in layers:
-        layer._gradient_checkpointing_func = plain
+    for i, layer in enumerate(layers):
+        layer._gradient_checkpointing_func = plain if i < kept else _no_checkpoint
     try:
         with autocast, disable_input_dtype_casting(model):
             yield
@@ -342,6 +367,19 @@ class StepGraphs:
         if device.type != "cuda":
             self.recorded[key] = _Recorded(None, inputs, scale_tensor, None)
             self.recordings[kind] += 1
+            return self._compute(kind, inputs, scale_tensor)
+        if self.recordings[kind] and not warm_each_shape():
+            # Kernels, handles and the capture stream are warm from the first recording: record this
+            # shape straight away and replay it (a recording runs nothing).
+            try:
+                self._record(key, inputs, scale_tensor)
+            except Exception as error:  # noqa: BLE001 - nothing ran: this batch runs eagerly below
+                self.broken = f"{type(error).__name__}: {error}"
+            else:
+                entry = self.recorded[key]
+                entry.graph.replay()
+                self.replays[kind] += 1
+                return entry.output.clone()
             return self._compute(kind, inputs, scale_tensor)
         # The first batch of a shape runs eagerly on a side stream (a real step: it also initialises
         # what a recording must not, e.g. compiling TRL's Triton kernel), then it is recorded.

@@ -90,6 +90,9 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 for values in torch.stack(self.pending_stats).tolist():  # one wait for the GPU
                     graphed_step.record_metrics(self, values)
                 self.pending_stats = None
+            if self.step_graphs is not None and "loss" in logs:
+                # shapes recorded so far: a step that recorded one is a one-off, not the steady state
+                logs["cuda_graph_recordings"] = self.step_graphs.recordings["step"]
             return super().log(logs, start_time)
 
         def _graphable(self, inputs, reference: bool = False) -> bool:
