@@ -18,6 +18,13 @@ def shared_file(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def own_dataset_cache(tmp_path, monkeypatch):
+    """Each test tokenizes and scores the reference afresh: runs cache both (engine/train/dataset_cache.py),
+    and a test that counts reference passes must not find an earlier test's."""
+    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(tmp_path / "dataset-cache"))
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "runs"

@@ -323,15 +323,27 @@ def _prepare_data(run: _Run):
 
 
 def _dataset(records: list[dict]):
-    """A datasets.Dataset of the records: in memory, or with several processes file-backed in their shared
-    folder (launch.SHARED_DIR_ENV): TRL caches the precomputed reference log-probs next to the dataset's
-    files, written by rank 0 and read by every rank, and an in-memory dataset's cache path is per process."""
+    """A datasets.Dataset of the records, file-backed: TRL caches the tokenized rows and the precomputed
+    reference log-probs next to the dataset's files (an in-memory dataset's cache path is per process).
+    With several processes, in their shared folder (launch.SHARED_DIR_ENV), written by rank 0 and read
+    by every rank; with one, in the user's cache (dataset_cache.location), else in memory."""
     from datasets import Dataset
 
+    from .dataset_cache import location
+
     shared = os.environ.get(SHARED_DIR_ENV)
-    if world_size() == 1 or not shared:
-        return Dataset.from_list(records)
-    return Dataset.from_generator(_yield_records, gen_kwargs={"records": records}, cache_dir=shared)
+    if world_size() > 1 and shared:
+        return Dataset.from_generator(_yield_records, gen_kwargs={"records": records}, cache_dir=shared)
+    # One process: in the user's cache, where the next run of the same pairs finds TRL's tokenized rows
+    # and reference log-probs (dataset_cache.py); in memory where that folder cannot be written.
+    folder = location()
+    if folder is not None and records:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return Dataset.from_generator(_yield_records, gen_kwargs={"records": records}, cache_dir=str(folder))
+        except OSError as error:
+            log.warning("dataset cache %s not usable (%s): tokenizing in memory", folder, error)
+    return Dataset.from_list(records)
 
 
 def _yield_records(records: list[dict]):

@@ -46,6 +46,37 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
         graphs_note = ""  # why the steps are not graphed, or why graphing stopped
         pending_stats = None  # recorded steps' statistics (device tensors), read at the next log
 
+        def __init__(self, *args, **kwargs):
+            # TRL keys its cache of reference log-probs on a hash of the model; ours hashes only what
+            # the reference is (the frozen weights), in milliseconds instead of ~1 s (dataset_cache.py).
+            from trl.trainer import dpo_trainer
+
+            from .dataset_cache import frozen_fingerprint
+
+            trl_hash = dpo_trainer.hash_module
+            dpo_trainer.hash_module = frozen_fingerprint
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                dpo_trainer.hash_module = trl_hash
+
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            # Key TRL's cache of reference log-probs on the rows themselves, so the next run of the same
+            # pairs finds it (dataset_cache.py).
+            from .dataset_cache import rows_fingerprint
+
+            try:
+                import trl
+
+                recipe = (f"trl {trl.__version__} max_length {self.args.max_length} {self.args.truncation_mode} "
+                          f"bf16 {self.args.bf16} fp16 {self.args.fp16} device {self.accelerator.device.type} "
+                          f"graphed {graphed} unmasked {drop_padding_mask} compiled {compiled} "
+                          f"class {type(self).__mro__[1].__module__}")
+                dataset._fingerprint = rows_fingerprint(dataset, recipe)
+            except (AttributeError, KeyError, TypeError, ValueError):
+                pass  # TRL's own fingerprint: correct, only not found again by the next run
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
         def use_graphs(self) -> bool:
             """Switch to recorded steps when supported; return whether they are on."""
             from . import graphed_step

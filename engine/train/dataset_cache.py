@@ -1,0 +1,87 @@
+"""Training pairs as file-backed datasets in the user's cache, so that a run of the same pairs again
+reuses TRL's tokenized rows and the reference log-probs it precomputed (datasets' own caching).
+
+Why: TRL tokenizes the pairs (a datasets `map`) and, with `precompute_ref_log_probs`, scores the
+reference model on every pair before the first step, and it already keeps both as cache files next
+to the dataset, keyed by the dataset's fingerprint (content and transforms) and a hash of the model.
+For an in-memory dataset those files live in a per-process temporary folder and die with it; for a
+dataset written to a cache folder they are found again by the next run with the same pairs, template,
+max_length and base weights (a class re-running the lesson's recipe), and the first step comes
+without the reference pass.
+
+TRL's model hash is sha256 over every tensor of the PEFT model copied to the host (0.6-1.2 s for the
+135M model on a 2-core CPU, BENCHMARKS.md), including the freshly initialised adapter, so it changes
+with the seed although the reference (the adapter off) does not. `frozen_fingerprint` hashes what the
+reference is: the frozen tensors (names, shapes, dtypes, and up to SAMPLE evenly spaced values of
+each; small tensors whole).
+
+DPO_TUTOR_DATASET_CACHE: a folder, or `off` (in-memory datasets, as TRL's own examples use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+ENV = "DPO_TUTOR_DATASET_CACHE"
+SAMPLE = 4096  # values hashed per tensor (evenly spaced; every value of a smaller tensor)
+
+
+def location() -> Path | None:
+    """Where training datasets are cached (None: kept in memory)."""
+    value = os.environ.get(ENV, "").strip()
+    if value.lower() in ("off", "0", "no", "false"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    from ..models import cache_dir
+
+    return cache_dir() / "datasets"
+
+
+def frozen_fingerprint(module: Any) -> str:
+    """A hash of a model's frozen tensors: the reference model, when the trained part is an adapter."""
+    digest = hashlib.sha256()
+    for name, tensor in module.named_parameters():
+        if tensor.requires_grad:
+            continue  # the adapter: not part of the reference
+        _add(digest, name, tensor.detach())
+    for name, tensor in module.named_buffers():
+        _add(digest, name, tensor.detach())
+    return digest.hexdigest()
+
+
+def _add(digest: Any, name: str, tensor: Any) -> None:
+    import torch
+
+    digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    flat = tensor.reshape(-1)
+    if flat.numel() > SAMPLE:
+        # integer steps: float positions round past the end once a tensor has more than 2**24 values
+        index = torch.arange(SAMPLE, device=flat.device, dtype=torch.int64) * (flat.numel() - 1) // (SAMPLE - 1)
+        flat = flat[index]
+    digest.update(flat.to(torch.float32).cpu().numpy().tobytes())
+
+
+def rows_fingerprint(dataset: Any, recipe: str) -> str:
+    """A fingerprint of exactly what the reference pass scores: the tokenized rows' ids (their Arrow
+    buffers) and the recipe that turns them into log-probs (`recipe`: max_length, precision, device,
+    kernels). TRL's own dataset fingerprint after its preparation also hashes the run's whole
+    DPOConfig (its filter's closure holds it, output folder included), so it never repeats across runs."""
+    digest = hashlib.sha256(recipe.encode())
+    table = dataset.data.table  # the pyarrow table under datasets' wrapper
+    indices = getattr(dataset, "_indices", None)
+    for name in ("prompt_ids", "chosen_ids", "rejected_ids"):
+        if name not in dataset.column_names:
+            continue
+        column = table.column(name)
+        if indices is not None:
+            column = column.take(indices.column(0))
+        digest.update(name.encode())
+        for chunk in column.chunks:
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(memoryview(buffer))
+    return digest.hexdigest()[:32]

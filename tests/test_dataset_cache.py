@@ -1,0 +1,99 @@
+"""A second run of the same pairs reuses TRL's tokenized rows and reference log-probs (dataset_cache.py)."""
+
+from __future__ import annotations
+
+import pytest
+from dpo_tutor.engine.config import TrainConfig
+from dpo_tutor.engine.events import read_events
+from dpo_tutor.engine.train import dataset_cache
+
+
+def tiny_config(**changes) -> TrainConfig:
+    base = TrainConfig(model="tiny", max_steps=3, batch_size=4, grad_accum=1, max_length=64, eval_steps=0,
+                       save_steps=0, seed=0)
+    return base.replace(**changes)
+
+
+@pytest.fixture
+def reference_passes(monkeypatch):
+    """How many batches TRL's reference pass scored (counted at TRL's own method)."""
+    from trl import DPOTrainer
+
+    calls = []
+    original = DPOTrainer.compute_ref_log_probs
+
+    def counted(self, model, inputs):
+        calls.append(inputs["input_ids"].shape[0])
+        return original(self, model, inputs)
+
+    monkeypatch.setattr(DPOTrainer, "compute_ref_log_probs", counted)
+    return calls
+
+
+def train(run_dir, config):
+    from dpo_tutor.engine.train.driver import run_training
+
+    result = run_training(config, run_dir)
+    assert result.state == "finished"
+    return [(e["metrics"]["loss"], e["metrics"]["grad_norm"], e["metrics"]["rewards/margins"])
+            for e in read_events(run_dir) if e["type"] == "step"]
+
+
+def test_a_second_run_of_the_same_pairs_skips_the_reference_pass_and_learns_the_same(tmp_path, reference_passes):
+    first = train(tmp_path / "a", tiny_config())
+    scored = len(reference_passes)
+    assert scored > 0
+    second = train(tmp_path / "b", tiny_config(seed=0))
+    assert len(reference_passes) == scored  # nothing scored again
+    assert second == first  # the cached log-probs are the ones computed
+
+
+def test_other_rows_or_settings_score_the_reference_again(tmp_path, reference_passes):
+    train(tmp_path / "a", tiny_config())
+    scored = len(reference_passes)
+    train(tmp_path / "b", tiny_config(max_length=48))  # other truncation: other rows
+    assert len(reference_passes) > scored
+
+
+def test_cache_off_keeps_datasets_in_memory(tmp_path, monkeypatch, reference_passes):
+    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", "off")
+    assert dataset_cache.location() is None
+    train(tmp_path / "a", tiny_config())
+    scored = len(reference_passes)
+    train(tmp_path / "b", tiny_config())
+    assert len(reference_passes) == 2 * scored
+
+
+def test_the_frozen_fingerprint_sees_frozen_weights_only():
+    import torch
+
+    layer = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    layer[1].requires_grad_(False)
+    before = dataset_cache.frozen_fingerprint(layer)
+    with torch.no_grad():
+        layer[0].weight.add_(1.0)  # trained part (an adapter's role): not the reference
+    assert dataset_cache.frozen_fingerprint(layer) == before
+    with torch.no_grad():
+        layer[1].weight[1, 2] += 1e-3
+    assert dataset_cache.frozen_fingerprint(layer) != before
+
+
+def test_a_large_tensor_is_sampled_not_copied_whole():
+    import torch
+
+    big = torch.nn.Linear(200, 100)  # 20,000 values > SAMPLE
+    big.requires_grad_(False)
+    before = dataset_cache.frozen_fingerprint(big)
+    with torch.no_grad():
+        big.weight.mul_(1.5)
+    assert dataset_cache.frozen_fingerprint(big) != before
+
+
+def test_a_tensor_of_more_than_2_to_the_24_values_is_sampled_to_its_last_value():
+    import torch
+
+    module = torch.nn.Module()
+    module.register_buffer("big", torch.zeros(2**24 + 3, dtype=torch.int8))  # float positions would overrun
+    before = dataset_cache.frozen_fingerprint(module)
+    module.big[-1] = 1  # the last value is always in the sample
+    assert dataset_cache.frozen_fingerprint(module) != before
