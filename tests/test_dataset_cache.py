@@ -97,3 +97,11 @@ def test_a_tensor_of_more_than_2_to_the_24_values_is_sampled_to_its_last_value()
     before = dataset_cache.frozen_fingerprint(module)
     module.big[-1] = 1  # the last value is always in the sample
     assert dataset_cache.frozen_fingerprint(module) != before
+
+
+def test_an_unwritable_cache_folder_falls_back_to_memory(tmp_path, monkeypatch, reference_passes):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(blocker / "datasets"))  # cannot be made
+    train(tmp_path / "a", tiny_config())
+    assert reference_passes

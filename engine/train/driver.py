@@ -341,7 +341,7 @@ def _dataset(records: list[dict]):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             return Dataset.from_generator(_yield_records, gen_kwargs={"records": records}, cache_dir=str(folder))
-        except OSError as error:
+        except Exception as error:  # noqa: BLE001 - a cache must never cost the run: in memory instead
             log.warning("dataset cache %s not usable (%s): tokenizing in memory", folder, error)
     return Dataset.from_list(records)
 
