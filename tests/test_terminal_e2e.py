@@ -51,11 +51,16 @@ def fits(width: int, height: int):
     return check
 
 
+def form_lines(screen: str) -> list[str]:
+    """The Train form's column of the screen (left of the divider), each line stripped."""
+    return [line.split("\u2502")[0].strip() for line in screen.split("\n")]
+
+
 def field_shows(name: str, value: str):
-    """A screen predicate: the form's field `name` (left of the divider) shows `value` under its label."""
+    """A screen predicate: the form's field `name` shows `value` under its label."""
 
     def check(screen: str) -> bool:
-        left = [line.split("\u2502")[0].strip() for line in screen.split("\n")]
+        left = form_lines(screen)
         return any(text == name and value in left[i + 1:i + 3] for i, text in enumerate(left))
 
     check.__name__ = f"{name} = {value!r}"
@@ -63,11 +68,10 @@ def field_shows(name: str, value: str):
 
 
 def form_shows(text: str):
-    """A screen predicate: the form (left of the divider) shows `text`, wherever its lines wrap."""
+    """A screen predicate: the form shows `text`, wherever its lines wrap."""
 
     def check(screen: str) -> bool:
-        left = " ".join(line.split("\u2502")[0].strip() for line in screen.split("\n"))
-        return text in " ".join(left.split())
+        return text in " ".join(" ".join(form_lines(screen)).split())
 
     check.__name__ = f"the form shows {text!r}"
     return check
@@ -76,9 +80,8 @@ def form_shows(text: str):
 def fill_train_form(tty: Tmux, **values: str) -> None:
     """From the Train screen as it opens (focus on its tabs): Tab to each field, clear it, type.
 
-    Textual handles a key's bindings (Tab moves the focus) after the key reaches the focused widget,
-    so keys sent faster than a busy app handles them can land in the field before. A person waits to
-    see what they typed; so does this: each typed value is on the screen before the next Tab.
+    The form's Tab is a priority binding (keys after it reach the next field); still, as a person
+    does, each typed value is seen on the screen before the next Tab (typed again if it is not).
     """
     order = ["model", "pick-data", "data", "beta", "learning_rate", "batch_size", "grad_accum", "max_steps",
              "epochs", "max_length"]

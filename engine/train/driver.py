@@ -454,7 +454,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     graphed = graphable_recipe and graphed_step.wanted(
         config.cuda_graphs, backend=choice.name, cuda=cuda, compiled=use_compile, world=world
     )
-    workers = dataloader_workers(graphed)
+    workers = dataloader_workers()
     args = DPOConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         beta=config.beta,
@@ -511,7 +511,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     trainer_cls = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)
     from .host_phases import install_from_env as host_phases_from_env
 
-    host_phases_from_env(trainer_cls)
+    host_phases = host_phases_from_env(trainer_cls)
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -524,8 +524,9 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
     from .profiling import from_env as profile_from_env
 
-    if (profiler := profile_from_env()) is not None:
-        trainer.add_callback(profiler)
+    for developer_view in (profile_from_env(), host_phases):
+        if developer_view is not None:
+            trainer.add_callback(developer_view)
     if use_compile:
         layers = compiling.compile_layers(trainer.model)
         log.info("torch.compile: %d decoder layers (%s)", layers, compile_reason)
@@ -573,7 +574,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     return RunResult("finished", 0, run_dir, run.step)
 
 
-def dataloader_workers(graphed: bool) -> int:
+def dataloader_workers() -> int:
     """Processes that collate batches beside the training loop: DPO_TUTOR_DATALOADER_WORKERS, else
     none (collating in the loop costs nothing while the host, not the GPU, is the bottleneck)."""
     value = os.environ.get("DPO_TUTOR_DATALOADER_WORKERS", "")

@@ -373,14 +373,10 @@ class StepGraphs:
             # shape straight away and replay it (a recording runs nothing).
             try:
                 self._record(key, inputs, scale_tensor)
-            except Exception as error:  # noqa: BLE001 - nothing ran: this batch runs eagerly below
+            except Exception as error:  # noqa: BLE001 - nothing ran: this batch runs eagerly
                 self.broken = f"{type(error).__name__}: {error}"
-            else:
-                entry = self.recorded[key]
-                entry.graph.replay()
-                self.replays[kind] += 1
-                return entry.output.clone()
-            return self._compute(kind, inputs, scale_tensor)
+                return self._compute(kind, inputs, scale_tensor)
+            return self._run(kind, batch, scale)  # recorded now: the replay path
         # The first batch of a shape runs eagerly on a side stream (a real step: it also initialises
         # what a recording must not, e.g. compiling TRL's Triton kernel), then it is recorded.
         side = torch.cuda.Stream()

@@ -76,13 +76,15 @@ class HostPhases:
             f.write(self.table())
 
 
-def install_from_env(trainer_cls: type) -> HostPhases | None:
-    """Wrap the Trainer's per-step calls when DPO_TUTOR_HOST_PHASES is set (else do nothing)."""
+def install_from_env(trainer_cls: type):
+    """Wrap the Trainer's per-step calls when DPO_TUTOR_HOST_PHASES is set; return the callback that
+    marks each step's end and writes the table at the end of training (None when the variable is unset)."""
     path = os.environ.get(ENV, "")
     if not path:
         return None
     from accelerate import Accelerator
     from accelerate.optimizer import AcceleratedOptimizer
+    from transformers import TrainerCallback
     from transformers.trainer_callback import CallbackHandler
 
     phases = HostPhases(path)
@@ -93,19 +95,12 @@ def install_from_env(trainer_cls: type) -> HostPhases | None:
     phases.wrap(AcceleratedOptimizer, "zero_grad", "zero_grad")
     phases.wrap(trainer_cls, "_maybe_log_save_evaluate", "log (reads the step's values: waits for the GPU)")
     phases.wrap(CallbackHandler, "on_step_begin", "callbacks: step begin")
-    original_end = CallbackHandler.on_step_end
 
-    def on_step_end(self, args, state, control):
-        result = original_end(self, args, state, control)
-        phases.step_end()
-        return result
+    class StepMarks(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            phases.step_end()
 
-    CallbackHandler.on_step_end = on_step_end
-    original_train_end = CallbackHandler.on_train_end
+        def on_train_end(self, args, state, control, **kwargs):
+            phases.write()
 
-    def on_train_end(self, args, state, control):
-        phases.write()
-        return original_train_end(self, args, state, control)
-
-    CallbackHandler.on_train_end = on_train_end
-    return phases
+    return StepMarks()
