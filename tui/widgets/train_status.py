@@ -119,6 +119,8 @@ class TrainStatus(Vertical):
     TrainStatus ProgressBar { width: 1fr; }
     """
 
+    _shown = IDLE_TEXT
+
     def compose(self) -> ComposeResult:
         yield Static(IDLE_TEXT, id="status-line", markup=False)
         with Horizontal():
@@ -126,7 +128,12 @@ class TrainStatus(Vertical):
 
     def show(self, state: RunState | None) -> str:
         text = status_text(state)
-        self.query_one("#status-line", Static).update(text)
+        line = self.query_one("#status-line", Static)
+        if text != self._shown:
+            # The line's height is fixed (CSS above), so a new text needs a repaint, not a layout of the
+            # whole screen: a relayout re-renders the four charts too, ~40 ms that a key press waits on.
+            line.update(text, layout=False)
+            self._shown = text
         self.set_class(bool(state and state.is_replay), "-replay")
         self.set_class(bool(state and state.summary.state == "failed"), "-failed")
         bar = self.query_one(ProgressBar)
