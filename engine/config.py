@@ -67,7 +67,8 @@ HELP: dict[str, str] = {
     "eval_steps": "evaluate on a held-out slice every N steps (0 = never)",
     "eval_pairs": "pairs in the held-out slice evaluated during training",
     "save_steps": "save a checkpoint every N steps (0 = only at the end)",
-    "backend": "auto (unsloth on CUDA when installed, else hf), unsloth, or hf",
+    "backend": "auto (one CUDA GPU: hf with recorded CUDA-graph steps when the recipe allows, else unsloth "
+    "when installed; hf everywhere else), unsloth, or hf",
     "merge": "also save a 16-bit merged model loadable by transformers",
     "trust_remote_code": "allow a model's own Python code to run (off unless you trust it)",
     "allow_pickle": "allow pickle-based weight files (.bin); safetensors only otherwise",

@@ -105,3 +105,77 @@ def test_an_unwritable_cache_folder_falls_back_to_memory(tmp_path, monkeypatch, 
     monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(blocker / "datasets"))  # cannot be made
     train(tmp_path / "a", tiny_config())
     assert reference_passes
+
+
+# ---- keeping the cache in bounds --------------------------------------------------------------------
+def fake_entry(folder, name: str, megabytes: float, used: float):
+    """An entry as datasets lays it out (<builder>/<config>/0.0.0/*.arrow), last used at `used`."""
+    import os
+
+    entry = folder / "generator" / name
+    (entry / "0.0.0").mkdir(parents=True)
+    data = entry / "0.0.0" / "generator-train.arrow"
+    data.write_bytes(b"\0" * int(megabytes * 2**20))
+    lock = folder / f"_cache_generator_{name}_0.0.0.lock"
+    lock.write_text("")
+    for path in (data, entry / "0.0.0", entry):
+        os.utime(path, (used, used))
+    return entry, lock
+
+
+def test_prune_removes_the_least_recently_used_entries_until_the_cap_fits(tmp_path):
+    now = 1_000_000.0
+    hour = dataset_cache.IN_USE_S
+    oldest, oldest_lock = fake_entry(tmp_path, "default-aaa", 3, now - 30 * hour)
+    middle, _ = fake_entry(tmp_path, "default-bbb", 3, now - 20 * hour)
+    newest, _ = fake_entry(tmp_path, "default-ccc", 3, now - 10 * hour)
+    removed = dataset_cache.prune(tmp_path, cap=7 * 2**20, now=now)  # 9 MB held, 7 allowed: one goes
+    assert removed == [oldest]
+    assert not oldest.exists() and not oldest_lock.exists()
+    assert middle.exists() and newest.exists()
+    assert dataset_cache.prune(tmp_path, cap=7 * 2**20, now=now) == []  # fits now
+
+
+def test_prune_never_removes_an_entry_used_within_the_hour(tmp_path):
+    now = 1_000_000.0
+    busy, _ = fake_entry(tmp_path, "default-busy", 5, now - 60)
+    stale, _ = fake_entry(tmp_path, "default-stale", 1, now - 2 * dataset_cache.IN_USE_S)
+    assert dataset_cache.prune(tmp_path, cap=0, now=now) == [stale]
+    assert busy.exists()
+
+
+def test_the_cap_reads_the_environment(monkeypatch):
+    monkeypatch.setenv(dataset_cache.CAP_ENV, "0.5")
+    assert dataset_cache.cap_bytes() == 2**29
+    monkeypatch.setenv(dataset_cache.CAP_ENV, "lots")  # not a number: the default, with a warning
+    assert dataset_cache.cap_bytes() == int(dataset_cache.DEFAULT_CAP_GB * 2**30)
+
+
+def age(entry, seconds: float) -> None:
+    import os
+    import time
+
+    then = time.time() - seconds
+    for path in [entry, *entry.rglob("*")]:
+        os.utime(path, (then, then))
+
+
+def test_a_run_marks_the_entry_it_reuses_and_prunes_a_stale_one(tmp_path, monkeypatch, reference_passes):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(folder))
+    first = train(tmp_path / "a", tiny_config())
+    (entry,) = (folder / "generator").iterdir()  # this run's pairs (no eval slice)
+    scored = len(reference_passes)
+    age(entry, 48 * 3600)  # last used two days ago...
+    stale, _ = fake_entry(folder, "default-stale", 2, time_ago(72 * 3600))  # ...and an older one
+    monkeypatch.setenv(dataset_cache.CAP_ENV, "0")  # nothing fits: everything not in use goes
+    second = train(tmp_path / "b", tiny_config())
+    assert not stale.exists()
+    assert entry.exists()  # the run reusing it marked it used first
+    assert len(reference_passes) == scored and second == first  # and found its reference log-probs
+
+
+def time_ago(seconds: float) -> float:
+    import time
+
+    return time.time() - seconds

@@ -16,17 +16,29 @@ reference is: the frozen tensors (names, shapes, dtypes, and up to SAMPLE evenly
 each; small tensors whole).
 
 DPO_TUTOR_DATASET_CACHE: a folder, or `off` (in-memory datasets, as TRL's own examples use).
+DPO_TUTOR_DATASET_CACHE_GB: the folder's size cap (default 4). Each run marks the entries it used;
+`prune` then removes the least recently used entries until the folder fits, but never one used in the
+last hour (another run may be reading it). One entry is one set of pairs: its rows, TRL's tokenized
+copies and reference log-probs (a few MB for HH-RLHF's 2k test pairs).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 ENV = "DPO_TUTOR_DATASET_CACHE"
+CAP_ENV = "DPO_TUTOR_DATASET_CACHE_GB"
+DEFAULT_CAP_GB = 4.0
+IN_USE_S = 3600.0  # an entry used this recently is never pruned
 SAMPLE = 4096  # values hashed per tensor (evenly spaced; every value of a smaller tensor)
+
+log = logging.getLogger(__name__)
 
 
 def location() -> Path | None:
@@ -39,6 +51,86 @@ def location() -> Path | None:
     from ..models import cache_dir
 
     return cache_dir() / "datasets"
+
+
+def cap_bytes() -> int:
+    value = os.environ.get(CAP_ENV, "").strip()
+    try:
+        gb = float(value) if value else DEFAULT_CAP_GB
+    except ValueError:
+        log.warning("%s=%r is not a number of GB: using %g", CAP_ENV, value, DEFAULT_CAP_GB)
+        gb = DEFAULT_CAP_GB
+    return max(0, int(gb * 2**30))
+
+
+def entry_of(dataset: Any, folder: Path) -> Path | None:
+    """The cache entry (datasets' builder folder, e.g. generator/default-<hash>) holding `dataset`."""
+    for cache_file in getattr(dataset, "cache_files", None) or []:
+        try:
+            relative = Path(cache_file["filename"]).resolve().relative_to(folder.resolve())
+        except (KeyError, ValueError, OSError):
+            continue
+        if len(relative.parts) >= 3:
+            return folder / relative.parts[0] / relative.parts[1]
+    return None
+
+
+def mark_used(entry: Path) -> None:
+    """Record that a run used `entry` now (its folder's modification time)."""
+    try:
+        os.utime(entry)
+    except OSError:
+        pass
+
+
+def _entries(folder: Path) -> list[tuple[float, int, Path]]:
+    """(last used, bytes, path) of every entry under folder/<builder>/<config-hash>."""
+    out = []
+    for builder in folder.iterdir() if folder.is_dir() else []:
+        if not builder.is_dir():
+            continue
+        for entry in builder.iterdir():
+            if not entry.is_dir():
+                continue
+            size, newest = 0, entry.stat().st_mtime
+            for path in entry.rglob("*"):
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue
+                size += info.st_size if path.is_file() else 0
+                newest = max(newest, info.st_mtime)
+            out.append((newest, size, entry))
+    return out
+
+
+def prune(folder: Path, cap: int | None = None, *, now: float | None = None) -> list[Path]:
+    """Remove the least recently used entries until `folder` holds at most `cap` bytes (default:
+    cap_bytes()); entries used within IN_USE_S are kept whatever the size. Returns what was removed."""
+    cap = cap_bytes() if cap is None else cap
+    now = time.time() if now is None else now
+    try:
+        entries = sorted(_entries(folder))
+    except OSError as error:
+        log.warning("dataset cache %s not pruned: %s", folder, error)
+        return []
+    total = sum(size for _, size, _ in entries)
+    removed = []
+    for used, size, entry in entries:
+        if total <= cap:
+            break
+        if now - used < IN_USE_S:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        for lock in folder.glob(f"*{entry.parent.name}_{entry.name}*.lock"):
+            lock.unlink(missing_ok=True)  # datasets' lock files beside the folder, named after the entry
+        if not entry.exists():
+            total -= size
+            removed.append(entry)
+    if removed:
+        log.info("dataset cache %s: removed %d least recently used entries (cap %.1f GB)",
+                 folder, len(removed), cap / 2**30)
+    return removed
 
 
 def frozen_fingerprint(module: Any) -> str:

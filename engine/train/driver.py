@@ -319,7 +319,22 @@ def _prepare_data(run: _Run):
     heldout = heldout[: config.eval_pairs] if config.eval_pairs > 0 and config.eval_steps > 0 else []
     train_ds = _dataset([to_trl_record(t) for t in train])
     eval_ds = _dataset([to_trl_record(t) for t in heldout]) if heldout else None
+    _keep_cache_in_bounds(train_ds, eval_ds)
     return result, train_ds, eval_ds
+
+
+def _keep_cache_in_bounds(*datasets) -> None:
+    """Mark the user-cache entries this run uses, then prune the least recently used others."""
+    from .dataset_cache import entry_of, location, mark_used, prune
+
+    folder = location()
+    if folder is None or world_size() > 1:
+        return
+    for dataset in datasets:
+        entry = entry_of(dataset, folder) if dataset is not None else None
+        if entry is not None:
+            mark_used(entry)
+    prune(folder)
 
 
 def _dataset(records: list[dict]):
