@@ -49,6 +49,8 @@ class MetricChart(PlotextPlot):
         self.drawn_store: MetricsStore | None = None
         self.drawn_size = (0, 0)
         self.points_drawn = 0
+        self.plt.title(spec.title)  # before the first step too: four titled, empty axes, not blank boxes
+        self.plt.xlabel("step")
 
     def needs_redraw(self, store: MetricsStore) -> bool:
         return (
