@@ -99,7 +99,7 @@ async def test_replay_at_a_speed_arrives_step_by_step(runs_dir):
         screen.open_run(run, speed=32.0)
         state = watcher_of(app).state
         await until(lambda: 0 < state.store.steps_logged() < 60, timeout=5, step=0.02)
-        await until(lambda: "REPLAY" in status(screen) and "at 32x" in status(screen), timeout=2)
+        await until(lambda: "REPLAY" in status(screen) and "at 32x" in status(screen), timeout=5)
         watcher_of(app).cancel()
 
 
@@ -180,7 +180,7 @@ async def test_a_growing_log_is_followed_live(runs_dir):
         steps = [line for line in rest if json.loads(line)["type"] == "step"]
         append(run, steps[:10])
         await until(lambda: state.store.steps_logged() == 10)
-        await until(lambda: "training step 10/60" in status(screen), timeout=2)
+        await until(lambda: "training step 10/60" in status(screen), timeout=5)
         half_line = steps[10][: len(steps[10]) // 2]  # a torn line: never read until it is complete
         write_raw(run, half_line)
         await asyncio.sleep(0.3)
@@ -246,7 +246,7 @@ async def test_streaming_steps_never_relayout_the_screen_and_keys_act_meanwhile(
             for _ in range(6):
                 before = log.display
                 await pilot.press("ctrl+l")
-                await until(lambda was=before: log.display != was, timeout=2)
+                await until(lambda was=before: log.display != was, timeout=5)
         finally:
             stop.set()
             await task
