@@ -22,6 +22,7 @@ import gc
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import sys
@@ -62,28 +63,31 @@ class Timings:
         self.draw: list[float] = []
         self.render: list[float] = []
         self.layouts = 0
-        self._wrap(MetricChart, "draw", self.draw)
-        self._wrap(PlotextPlot, "render", self.render)
-        original = Screen._refresh_layout
+        self._originals: list[tuple[type, str, object]] = []
+        self._wrap(MetricChart, "draw", self.draw.append)
+        self._wrap(PlotextPlot, "render", self.render.append)
+        self._wrap(Screen, "_refresh_layout", self._count_layout)
 
-        def refresh_layout(screen, *args, **kwargs):
-            self.layouts += 1
-            return original(screen, *args, **kwargs)
+    def _count_layout(self, seconds: float) -> None:
+        self.layouts += 1
 
-        Screen._refresh_layout = refresh_layout
-
-    @staticmethod
-    def _wrap(cls, name: str, into: list[float]) -> None:
-        original = getattr(cls, name)
+    def _wrap(self, cls, name: str, record) -> None:
+        original = cls.__dict__[name]
+        self._originals.append((cls, name, original))
 
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
-                into.append(time.perf_counter() - t0)
+                record(time.perf_counter() - t0)
 
         setattr(cls, name, timed)
+
+    def restore(self) -> None:
+        for cls, name, original in reversed(self._originals):
+            setattr(cls, name, original)
+        self._originals.clear()
 
 
 async def heartbeat(stop: asyncio.Event, lateness: list[float], every: float = 0.005) -> None:
@@ -94,13 +98,22 @@ async def heartbeat(stop: asyncio.Event, lateness: list[float], every: float = 0
 
 
 async def measure(seconds: float, presses: int, size: tuple[int, int]) -> dict:
+    """Run both phases in a scratch folder; the wrapped methods are put back afterwards."""
+    timings = Timings()
+    scratch = Path(tempfile.mkdtemp(prefix="dpo-ui-latency-"))
+    try:
+        return await _measure(timings, scratch / "runs", seconds, presses, size)
+    finally:
+        timings.restore()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _measure(timings: Timings, runs_dir: Path, seconds: float, presses: int, size) -> dict:
     from dpo_tutor.tui.app import DpoTutorApp
     from dpo_tutor.tui.context import AppContext
     from dpo_tutor.tui.run_watcher import watcher_of
     from dpo_tutor.tui.widgets.train_log import TrainLog
 
-    timings = Timings()
-    runs_dir = Path(tempfile.mkdtemp(prefix="dpo-ui-latency-")) / "runs"
     run = live_run(runs_dir)
     app = DpoTutorApp(AppContext(runs_dir=runs_dir, train_command=(sys.executable, "-c", "pass")))
     out: dict = {}
