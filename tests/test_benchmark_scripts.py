@@ -24,3 +24,28 @@ def test_ui_latency_prints_its_table_and_puts_the_app_back(capsys):
     out = capsys.readouterr().out
     assert "| ctrl+l to effect, median of 2 |" in out and "| screen layouts per second, streaming only |" in out
     assert (MetricChart.draw, Screen._refresh_layout) == before  # the timers were taken off again
+
+
+def run_script(name: str, *args: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_startup_benchmark_runs():
+    out = run_script("startup", "--runs", "1")
+    assert "| dpo-tutor --help |" in out and "| first frame: dpo-tutor (lesson 1) |" in out
+
+
+def test_data_load_benchmark_runs_on_the_real_rows():
+    out = run_script("data_load", "--rows", "2000")
+    assert "load + normalise (load_triplets)" in out and "2,000 rows" in out
+
+
+def test_chat_benchmark_runs_on_the_tiny_model():
+    out = run_script("chat_bench")
+    assert "sequential (eager)" in out and "greedy answers identical" in out
