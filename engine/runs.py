@@ -146,8 +146,22 @@ def resolve_run(ref: str | os.PathLike[str], runs_dir: str | os.PathLike[str] | 
     candidate = base / str(ref)
     if is_run_dir(candidate):
         return candidate
+    matches = []
     if base.is_dir():
-        matches = [p for p in base.iterdir() if is_run_dir(p) and p.name.endswith(str(ref))]
+        matches = sorted(p for p in base.iterdir() if is_run_dir(p) and p.name.endswith(str(ref)))
         if len(matches) == 1:
             return matches[0]
-    raise UserError(f"no run folder '{ref}'", where="run", remedy=f"see `dpo-tutor runs` ({base})")
+    listing = f"`dpo-tutor runs --runs-dir {base}` lists them"
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches[-3:])
+        raise UserError(f"'{ref}' matches {len(matches)} runs ({names}{', ...' if len(matches) > 3 else ''})",
+                        where="run", remedy="give more of the folder name")
+    inside = sorted((p for p in path.iterdir() if is_run_dir(p)), key=lambda p: p.name) if path.is_dir() else []
+    if inside:
+        count = f"{len(inside)} runs" if len(inside) > 1 else "1 run"
+        raise UserError(f"'{ref}' is a folder of {count}, not a run", where="run",
+                        remedy=f"name one of them, e.g. {inside[-1]}; `dpo-tutor runs --runs-dir {path}` lists them")
+    if path.is_dir():
+        raise UserError(f"'{ref}' is not a run folder (no {EVENTS_FILE} or {CONFIG_FILE} in it)", where="run",
+                        remedy=listing)
+    raise UserError(f"no run folder '{ref}'", where="run", remedy=listing)

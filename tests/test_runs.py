@@ -96,6 +96,21 @@ def test_resolve_run(runs_dir):
         resolve_run("nothing-like-it", runs_dir)
 
 
+def test_resolve_run_says_what_a_wrong_folder_is(runs_dir, tmp_path):
+    from dpo_tutor.engine.errors import UserError
+
+    older = make_run(runs_dir, "20261130-090000-demo", ("run_started", {}))
+    newer = make_run(runs_dir, "20261201-090000-demo", ("run_started", {}))
+    with pytest.raises(UserError, match="folder of 2 runs, not a run") as caught:
+        resolve_run(str(runs_dir), runs_dir)  # the runs folder itself, a common slip
+    assert str(newer) in str(caught.value) and str(older) not in str(caught.value)
+    with pytest.raises(UserError, match="'demo' matches 2 runs"):
+        resolve_run("demo", runs_dir)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="is not a run folder"):
+        resolve_run(str(tmp_path / "empty"), runs_dir)
+
+
 def test_runs_command(runs_dir, capsys):
     from dpo_tutor.cli import main
 
