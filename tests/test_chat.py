@@ -246,3 +246,20 @@ def test_stacked_memory_is_two_copies_of_the_adapted_weights(models):
     expected = 2 * sum(w.numel() * w.element_size() for w in weights)
     assert stacked_extra_bytes(model) == expected > 0
     assert stacked_fits(model, 2 * expected) and not stacked_fits(model, 2 * expected - 2)
+
+
+def test_chat_command_says_so_when_an_answer_has_no_visible_text(run_dir, capsys, monkeypatch):
+    """The CLI's text output for an answer of whitespace only (what a random model often writes)."""
+    from dpo_tutor.engine.generation import ChatResult, SideResult, TwoSidedChat
+
+    from dpo_tutor.cli import main
+
+    def whitespace(self, prompt, settings, stop=None):
+        return ChatResult(SideResult("\n\n\n", 3), SideResult("A real answer.", 4), strategy="sequential")
+
+    monkeypatch.setattr(TwoSidedChat, "answer", whitespace)
+    assert main(["chat", str(run_dir), "--prompt", PROMPT, "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    base = lines.index(next(line for line in lines if line.startswith("[base]")))
+    assert lines[base + 1].startswith("(no visible text: 3 tokens of whitespace")
+    assert "A real answer." in lines

@@ -109,3 +109,23 @@ async def test_palette_offers_evaluate_and_chat_for_each_run(runs_dir):
         await pilot.pause()
         assert app.current_mode == "chat" and app.screen.run_path == str(runs_dir / "20261125-100000-fixture")
         assert "evaluate run: 20261125-100000-fixture" in entries
+
+
+async def test_an_answer_of_whitespace_only_gets_a_note_instead_of_an_empty_pane():
+    from dpo_tutor.tui.widgets.chat_column import ChatColumn
+    from textual.app import App
+
+    class One(App):
+        def compose(self):
+            yield ChatColumn("base")
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        column = app.query_one(ChatColumn)
+        for text in ("\n\n\n", "A real answer."):
+            await column.begin_turn("How do I bake a cake?")
+            await column.write(text)
+            await column.end_turn()
+            await pilot.pause()
+        notes = [str(n.content) for n in column.query(".chat-note")]
+        assert notes == ["(no visible text: only whitespace)"]  # the first turn only

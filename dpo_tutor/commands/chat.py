@@ -36,6 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="where runs live (default: $DPO_TUTOR_RUNS_DIR or ./runs)")
 
 
+def blank_note(tokens: int, model: str) -> str:
+    """What to print for an answer with no visible text (a random `tiny` model greedily writes newlines)."""
+    why = "; the 'tiny' model has random weights, so its text is noise" if model == "tiny" else ""
+    return f"(no visible text: {tokens} tokens of whitespace{why})"
+
+
 def run(args: argparse.Namespace) -> int:
     from dpo_tutor.engine.errors import UserError
     from dpo_tutor.engine.generation import GenerationSettings, TwoSidedChat
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             import torch
 
             device = "cuda" if torch.cuda.is_available() else None
-        model, tokenizer, _ = load_aligned(run_dir, device=device)
+        model, tokenizer, config = load_aligned(run_dir, device=device)
         chat = TwoSidedChat(model, tokenizer, strategy=args.strategy)
         settings = GenerationSettings(
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, seed=args.seed
@@ -72,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"> {turn['prompt']}")
         for side in ("base", "aligned"):
             print(f"\n[{side}] ({turn[f'{side}_tokens']} tokens, {turn[f'{side}_tokens_per_s']:.1f} tokens/s)")
-            print(turn[side].strip())
+            print(turn[side].strip() or blank_note(turn[f"{side}_tokens"], getattr(config, "model", "")))
         print()
     print(f"strategy: {turns[-1]['strategy']}")
     return 0

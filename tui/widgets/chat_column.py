@@ -24,6 +24,7 @@ class ChatColumn(Vertical):
     ChatColumn > .chat-turns { height: 1fr; }
     ChatColumn .chat-user { color: $text-muted; margin-top: 1; }
     ChatColumn .chat-answer { margin: 0; }
+    ChatColumn .chat-note { color: $text-muted; text-style: italic; }
     ChatColumn > .chat-stats { color: $text-muted; height: 1; }
     """
 
@@ -65,6 +66,10 @@ class ChatColumn(Vertical):
         if self._stream is not None:
             await self._stream.stop()
             self._stream = None
+            if self.answers and not self.answers[-1].strip():
+                # An empty pane reads as "still waiting" or "broken"; a random `tiny` model writes newlines.
+                note = "(no visible text: only whitespace)" if self.answers[-1] else "(no text)"
+                await self.turns.mount(Static(note, classes="chat-note"))
 
     def set_stats(self, text: str) -> None:
         self.query_one(".chat-stats", Static).update(text)
