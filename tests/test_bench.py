@@ -68,3 +68,11 @@ def test_unknown_pipeline_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match="unknown pipeline"):
         run_bench(model="tiny", data="", steps=1, pipelines=["warp-drive"], out_dir=tmp_path)
     assert "trl-defaults" in PIPELINES
+
+
+def test_the_commands_help_names_every_pipeline_the_engine_knows():
+    from dpo_tutor.engine.bench import PIPELINES
+
+    from dpo_tutor.commands.bench import DEFAULT_PIPELINES
+
+    assert set(DEFAULT_PIPELINES) | {"ours-hf-compiled"} == set(PIPELINES)

@@ -13,16 +13,23 @@ loss, margin and accuracy, with the ratio to plain TRL. Pipelines that need CUDA
 skipped (with the reason) where those are missing."""
 
 
+DEFAULT_PIPELINES = ("trl-defaults", "unsloth-notebook", "ours-hf", "ours-hf-eager", "ours-unsloth", "low-memory",
+                     "low-memory-unsloth")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark DPO training pipelines", description=DESCRIPTION,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="tiny", help="model to train (default: tiny, for a quick CPU check)")
     p.add_argument("--data", default="", help="preference data (default: the bundled sample)")
     p.add_argument("--steps", type=int, default=12, help="optimizer steps per pipeline (default 12)")
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--max-pairs", type=int, default=0)
-    p.add_argument("--pipelines", default="trl-defaults,unsloth-notebook,ours-hf,ours-hf-eager,ours-unsloth,low-memory,low-memory-unsloth",
-                   help="comma-separated pipelines to run")
+    p.add_argument("--max-length", type=int, default=512,
+                   help="tokens kept of prompt + answer, for every pipeline (default 512)")
+    p.add_argument("--max-pairs", type=int, default=0,
+                   help="training pairs used (0 = all; with fewer than steps x 32, pairs repeat)")
+    p.add_argument("--pipelines", default=",".join(DEFAULT_PIPELINES), metavar="LIST",
+                   help="comma-separated, from: " + ", ".join(DEFAULT_PIPELINES)
+                   + ", ours-hf-compiled (default: all but ours-hf-compiled)")
     p.add_argument("--out", default="", help="folder for the pipelines' runs (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
 
