@@ -86,8 +86,8 @@ def test_replay_delays_follow_recorded_time_scaled_and_capped():
 
 def test_presets_are_valid_configs():
     assert [p.label for p in PRESETS.values()] == [
-        "quick demo (1 min)", "lesson run (~4 min, the video segment)", "full epoch",
-        "low memory (< 1.5 GiB of GPU memory)"]
+        "quick demo (1 min)", "CPU look (~2 min, no GPU)", "lesson run (~4 min, the video segment)",
+        "full epoch", "low memory (< 1.5 GiB of GPU memory)"]
     for p in PRESETS.values():
         config = p.apply()
         assert isinstance(config, TrainConfig)
@@ -101,3 +101,24 @@ def test_recorded_runs_lists_only_folders_with_a_log(tmp_path):
     (tmp_path / "run-a" / "events.jsonl").write_text("")
     assert recorded_runs(tmp_path) == [tmp_path / "run-a"]
     assert all((p / "events.jsonl").is_file() for p in recorded_runs())
+
+
+def test_every_preset_sets_what_another_preset_changes():
+    """Presets apply over the form's current settings: a key one preset sets, every preset must set,
+    or switching from it leaves its value behind (the CPU look's checkpointing off in the GPU demo)."""
+    keys = {key for p in PRESETS.values() for key in p.overrides}
+    for p in PRESETS.values():
+        assert keys - set(p.overrides) == set(), p.key
+
+
+def test_cpu_time_warning_and_the_default_preset():
+    from dpo_tutor.engine.presets import cpu_time_warning, default_preset
+
+    assert default_preset(gpu=True) == "quick-demo" and default_preset(gpu=False) == "cpu-look"
+    demo = preset("quick-demo").apply()
+    assert cpu_time_warning(demo, gpu=True) is None
+    warning = cpu_time_warning(demo, gpu=False)
+    assert warning.startswith("No GPU found") and "1,280 pairs: ~21-107 min" in warning
+    assert cpu_time_warning(preset("cpu-look").apply(), gpu=False) is None  # 48 pairs: minutes
+    assert cpu_time_warning(demo.replace(model="tiny"), gpu=False) is None  # the random test model is quick
+    assert "every pair for 2 epochs: hours" in cpu_time_warning(preset("lesson-run").apply(), gpu=False)

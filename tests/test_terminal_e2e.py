@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive
+from dpo_tutor.engine.train.backend import gpu_visible
 from tmux_driver import Tmux, tmux_available
 
 pytestmark = pytest.mark.skipif(not tmux_available(), reason="tmux is not installed (CI installs it: apt-get install tmux)")
@@ -51,9 +52,13 @@ def fits(width: int, height: int):
     return check
 
 
+SCROLLBAR = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588\u258f\u2595 "  # a scrollbar's thumb glyphs
+
+
 def form_lines(screen: str) -> list[str]:
-    """The Train form's column of the screen (left of the divider), each line stripped."""
-    return [line.split("\u2502")[0].strip() for line in screen.split("\n")]
+    """The Train form's column of the screen (left of the divider), each line stripped, the form's
+    scrollbar thumb too (where it sits depends on how long the form is)."""
+    return [line.split("\u2502")[0].strip().rstrip(SCROLLBAR) for line in screen.split("\n")]
 
 
 def field_shows(name: str, value: str):
@@ -144,7 +149,7 @@ def lessons_then_data(tty: Tmux) -> None:
     tty.send("2")
     tty.wait_for(showing("bundled sample", "usable", "How do I"))
     tty.send("3")
-    tty.wait_for(showing("preset", "quick demo", "Start"))
+    tty.wait_for(showing("preset", "CPU look" if not gpu_visible() else "quick demo", "Start"))
 
 
 def walk_without_training(tty: Tmux) -> None:

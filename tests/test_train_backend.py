@@ -196,3 +196,18 @@ def test_merge_writes_a_plain_transformers_model(tmp_path):
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "merged")
     assert merged.dtype == torch.bfloat16
     assert not [n for n, _ in merged.named_parameters() if "lora" in n]
+
+
+def test_gpu_visible_reads_the_driver_without_torch(tmp_path, monkeypatch):
+    from dpo_tutor.engine.train.backend import gpu_visible
+
+    monkeypatch.delenv("DPO_TUTOR_FORCE_NO_CUDA", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not gpu_visible(str(tmp_path))  # nothing there
+    (tmp_path / "proc" / "driver" / "nvidia" / "gpus" / "0000:01:00.0").mkdir(parents=True)
+    assert gpu_visible(str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hidden, as torch would see it
+    assert not gpu_visible(str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("DPO_TUTOR_FORCE_NO_CUDA", "1")
+    assert not gpu_visible(str(tmp_path))

@@ -423,6 +423,40 @@ async def test_form_checks_fields_as_typed_with_the_engine_messages(runs_dir):
         assert "GiB" in str(screen.query_one("#preset-help", Static).render())
 
 
+async def test_without_a_gpu_the_form_opens_on_the_cpu_look_and_warns_about_gpu_sized_runs(runs_dir):
+    from dpo_tutor.tui.widgets.train_form import TrainForm
+
+    for gpu, first in ((False, "cpu-look"), (True, "quick-demo")):
+        app = DpoTutorApp(AppContext(runs_dir=runs_dir, train_command=(sys.executable, str(FAKE_ENGINE)), gpu=gpu))
+        app.notified = record_notifications(app)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await train_screen(app, pilot)
+            form = screen.query_one(TrainForm)
+
+            def summary(screen=screen) -> str:
+                return str(screen.query_one("#form-summary", Static).render())
+
+            assert screen.query_one("#preset").value == first
+            assert "No GPU found" not in summary()
+            screen.query_one("#preset").value = "quick-demo" if not gpu else "lesson-run"
+            await pilot.pause()
+            if gpu:
+                assert "No GPU found" not in summary()
+                continue
+            assert "No GPU found" in summary() and "1,280 pairs" in summary()
+            assert not screen.query_one("#start").disabled  # a warning: the run may still start
+            await pilot.press("ctrl+r")  # and starting says it again, where it is seen
+            await pilot.pause()
+            assert any(severity == "warning" and "No GPU found" in text for severity, text in app.notified)
+            await app.workers.wait_for_complete()
+            await until(lambda app=app: not watcher_of(app).following, timeout=30)
+            assert form.config.gradient_checkpointing  # the GPU demo's own setting, not the CPU look's
+            screen.query_one("#preset").value = "cpu-look"
+            await pilot.pause()
+            assert "No GPU found" not in summary() and not form.config.gradient_checkpointing
+            assert form.config.max_steps == 12 and form.config.effective_batch == 4
+
+
 async def test_runs_list_and_palette_open_runs(runs_dir):
     copy_run("normal", runs_dir)
     copy_run("failed", runs_dir, "20261125-090000-failed")

@@ -18,3 +18,13 @@ class AppContext:
     lesson: str | None = None
     # The command a Train screen runs as its subprocess; tests may point it elsewhere.
     train_command: tuple[str, ...] = ()
+    # Whether this machine shows a GPU (None: look, once, without importing torch); picks the Train
+    # form's first preset and whether it warns about CPU training times.
+    gpu: bool | None = None
+
+    def has_gpu(self) -> bool:
+        if self.gpu is None:
+            from dpo_tutor.engine.train.backend import gpu_visible
+
+            self.gpu = gpu_visible()
+        return self.gpu

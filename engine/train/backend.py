@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import UserError
 
@@ -30,6 +31,25 @@ def cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def gpu_visible(root: str = "/") -> bool:
+    """Whether this machine shows a GPU torch could train on, without importing torch (the UI asks at
+    start-up): an NVIDIA driver's GPU list or device node, or ROCm's /dev/kfd; CUDA_VISIBLE_DEVICES=""
+    or -1 hides them, as it does from torch. A guess for choosing defaults; `cuda_available()` decides."""
+    if os.environ.get("DPO_TUTOR_FORCE_NO_CUDA"):
+        return False
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    base = Path(root)
+    gpus = base / "proc" / "driver" / "nvidia" / "gpus"
+    try:
+        if gpus.is_dir() and any(gpus.iterdir()):
+            return True
+    except OSError:
+        pass
+    return (base / "dev" / "nvidia0").exists() or (base / "dev" / "kfd").exists()
 
 
 def unsloth_installed() -> bool:

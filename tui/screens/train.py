@@ -59,7 +59,7 @@ class TrainScreen(Screen):
         with Horizontal():
             with TabbedContent(id="train-side", initial="tab-form"):
                 with TabPane("Configure", id="tab-form"):
-                    yield TrainForm(runs_dir, id="train-form")
+                    yield TrainForm(runs_dir, gpu=self.app.context.has_gpu(), id="train-form")
                 with TabPane("Runs", id="tab-runs"):
                     yield RunsList(runs_dir, id="runs-list")
             with Vertical(id="train-main"):

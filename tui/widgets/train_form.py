@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dpo_tutor.engine.config import DEFAULT_MODEL, HELP, TrainConfig
 from dpo_tutor.engine.errors import ConfigError
-from dpo_tutor.engine.presets import PRESETS
+from dpo_tutor.engine.presets import PRESETS, cpu_time_warning, default_preset
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -161,10 +161,11 @@ class TrainForm(VerticalScroll):
         config: TrainConfig
         name: str
 
-    def __init__(self, runs_dir: Path, **kwargs) -> None:
+    def __init__(self, runs_dir: Path, *, gpu: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.runs_dir = runs_dir
-        self.preset_key = "quick-demo"
+        self.gpu = gpu  # this machine shows a GPU: the first preset, and no CPU-time warning
+        self.preset_key = default_preset(gpu)
         self.base = PRESETS[self.preset_key].apply()
         self.config: TrainConfig | None = self.base
         self.field_errors: dict[str, str] = {}
@@ -207,6 +208,9 @@ class TrainForm(VerticalScroll):
 
     def check(self) -> TrainConfig | None:
         config, self.field_errors, self.other_errors, self.warnings = check_form(self.base, self.raw_values())
+        slow = cpu_time_warning(config, self.gpu) if config is not None else None
+        if slow:
+            self.warnings.append(slow)
         self.config = config
         for name in FIELDS:
             box = self.query_one(f"#field-{name}", Vertical)
@@ -272,5 +276,8 @@ class TrainForm(VerticalScroll):
             problems = list(self.field_errors.values()) + self.other_errors
             self.notify("; ".join(problems) or "fix the form first", title="Cannot start", severity="error")
             return False
+        slow = cpu_time_warning(config, self.gpu)
+        if slow:  # the form's summary may be scrolled out of view: say it where it is seen
+            self.notify(slow, title="Training on the CPU", severity="warning", timeout=12)
         self.post_message(self.StartRequested(config, self.run_name()))
         return True
