@@ -9,7 +9,8 @@ Every event has `v` (schema version), `type`, `time` (unix seconds). Types and t
 - `run_started`: run, pid, host, backend, backend_reason, device, gpu_name, versions{...}, config{...},
   resumed_from (step or null), total_steps, world_size and devices[...] (one per process; with
   `--gpus N` pid is the launcher's, the process to signal)
-- `phase`: phase (one of PHASES), message
+- `phase`: phase (one of PHASES), message; long work before the first step also has done and total
+  (the reference pass: pairs scored so far, of how many)
 - `step`: step, total_steps, epoch, metrics{TRL's names: loss, rewards/chosen, rewards/rejected,
   rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, learning_rate, grad_norm, ... plus
   pairs_per_s, tokens_per_s, gpu_mem_gib, gpu_mem_peak_gib; on CUDA also gpu_mem_gib_per_device and
@@ -161,6 +162,7 @@ class RunSummary:
     state: str = "new"  # new | running | finished | stopped | failed (interrupted is decided by runs.py)
     phase: str = ""
     phase_message: str = ""
+    phase_progress: tuple[int, int] | None = None  # (done, total) of the phase's long work, when it says
     step: int = 0
     total_steps: int = 0
     backend: str = ""
@@ -189,6 +191,9 @@ class RunSummary:
         elif kind == "phase":
             self.phase = event.get("phase", "")
             self.phase_message = event.get("message", "")
+            done, total = event.get("done"), event.get("total")
+            ok = isinstance(done, int) and isinstance(total, int) and total > 0
+            self.phase_progress = (done, total) if ok else None
         elif kind == "step":
             self.step = int(event.get("step", self.step))
             self.total_steps = int(event.get("total_steps") or self.total_steps)

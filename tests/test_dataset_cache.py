@@ -179,3 +179,32 @@ def time_ago(seconds: float) -> float:
     import time
 
     return time.time() - seconds
+
+
+# ---- the reference pass says how far it is ---------------------------------------------------------
+def reference_phases(run_dir):
+    return [(e["done"], e["total"], e["message"]) for e in read_events(run_dir)
+            if e["type"] == "phase" and "total" in e]
+
+
+def test_the_reference_pass_reports_its_progress_and_a_cache_hit(tmp_path, monkeypatch):
+    from dpo_tutor.engine.train import trainer
+
+    monkeypatch.setattr(trainer, "REF_PROGRESS_S", 0.0)  # every batch (the tiny model is quick)
+    train(tmp_path / "a", tiny_config(batch_size=2, max_pairs=8))
+    first = reference_phases(tmp_path / "a")
+    assert first[0][:2] == (0, 8) and first[-1] == (8, 8, "scored the reference model on the 8 train pairs")
+    done = [d for d, _, _ in first]
+    assert done == sorted(done) and len(set(done)) >= 3  # batch by batch (the pass scores 4 pairs at a time)
+    train(tmp_path / "b", tiny_config(batch_size=2, max_pairs=8))
+    assert reference_phases(tmp_path / "b")[-1][2].endswith("found in the cache: no reference pass")
+
+
+def test_a_phase_with_progress_is_folded_into_the_summary():
+    from dpo_tutor.engine.events import RunSummary
+
+    summary = RunSummary()
+    summary.apply({"type": "phase", "phase": "loading_model", "message": "scoring", "done": 96, "total": 1280})
+    assert summary.phase_progress == (96, 1280)
+    summary.apply({"type": "phase", "phase": "training", "message": "40 steps"})
+    assert summary.phase_progress is None

@@ -527,3 +527,31 @@ async def test_opening_a_run_shows_its_own_settings_in_the_form(runs_dir):
         assert screen.query_one("#in-beta", Input).value == str(expected.beta)
         assert screen.query_one("#in-batch_size", Input).value == str(expected.batch_size)
         assert screen.query_one("#run-name", Input).value == run.name
+
+
+async def test_the_progress_bar_follows_the_reference_pass_before_the_first_step():
+    from dpo_tutor.tui.run_watcher import RunState
+    from dpo_tutor.tui.widgets.train_status import TrainStatus
+    from textual.app import App
+    from textual.widgets import ProgressBar
+
+    class One(App):
+        def compose(self):
+            yield TrainStatus()
+
+    state = RunState(path=Path("runs/x"))
+    state.apply({"type": "run_started", "time": 1.0, "backend": "hf", "device": "cpu", "total_steps": 40})
+    message = "scoring the reference model on the train pairs: 96/1,280"
+    state.apply({"type": "phase", "time": 2.0, "phase": "loading_model", "message": message, "done": 96,
+                 "total": 1280})
+    app = One()
+    async with app.run_test() as pilot:
+        status_widget = app.query_one(TrainStatus)
+        assert message in status_widget.show(state)
+        await pilot.pause()
+        bar = app.query_one(ProgressBar)
+        assert (bar.progress, bar.total) == (96, 1280)
+        state.apply({"type": "step", "time": 3.0, "step": 1, "total_steps": 40, "metrics": {"loss": 0.69}})
+        status_widget.show(state)
+        await pilot.pause()
+        assert (bar.progress, bar.total) == (1, 40)  # steps from the first one on

@@ -323,6 +323,21 @@ def _prepare_data(run: _Run):
     return result, train_ds, eval_ds
 
 
+def _reference_progress(run: _Run):
+    """Phase events for the reference pass: minutes on a CPU, and the UI's only sign of life then."""
+
+    def report(name: str, scored: int, total: int, finished: bool) -> None:
+        if finished and scored == 0:
+            message = f"reference log-probs of the {total:,} {name} pairs found in the cache: no reference pass"
+        elif finished:
+            message = f"scored the reference model on the {total:,} {name} pairs"
+        else:
+            message = f"scoring the reference model on the {name} pairs: {scored:,}/{total:,}"
+        run.phase("loading_model", message, done=total if finished else scored, total=total)
+
+    return report
+
+
 def _keep_cache_in_bounds(*datasets) -> None:
     """Mark the user-cache entries this run uses, then prune the least recently used others."""
     from .dataset_cache import entry_of, location, mark_used, prune
@@ -524,6 +539,8 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         run.phase("loading_model", "scoring the reference model once on every pair (precompute_ref)")
 
     trainer_cls = trainer_class(config.group_by_length, compiled=use_compile, graphed=graphed)
+    if hasattr(trainer_cls, "ref_progress"):
+        trainer_cls.ref_progress = _reference_progress(run)
     from .host_phases import install_from_env as host_phases_from_env
 
     host_phases = host_phases_from_env(trainer_cls)

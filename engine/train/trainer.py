@@ -16,6 +16,9 @@ walking every parameter of the model again at each step.
 from __future__ import annotations
 
 import contextlib
+import time
+
+REF_PROGRESS_S = 2.0  # how often the reference pass reports its progress
 
 
 def pair_lengths(dataset) -> list[int]:
@@ -45,6 +48,11 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
         step_graphs = None  # graphed_step.StepGraphs once `use_graphs()` accepted this trainer
         graphs_note = ""  # why the steps are not graphed, or why graphing stopped
         pending_stats = None  # recorded steps' statistics (device tensors), read at the next log
+        # Progress of the reference pass, for the UI: called with (dataset name, pairs scored, pairs in
+        # all) at its start, every REF_PROGRESS_S while it scores, and at its end (scored 0 of N then
+        # means TRL found the log-probs in its cache). Set by the driver; None: silent.
+        ref_progress = None
+        _ref_pass: list | None = None  # [name, scored, total, last report time] while a pass runs
 
         def __init__(self, *args, **kwargs):
             # TRL keys its cache of reference log-probs on a hash of the model; ours hashes only what
@@ -75,7 +83,25 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 dataset._fingerprint = rows_fingerprint(dataset, recipe)
             except (AttributeError, KeyError, TypeError, ValueError):
                 pass  # TRL's own fingerprint: correct, only not found again by the next run
-            return super()._precompute_ref_logps(dataset, name, batch_size)
+            self._ref_pass = [name, 0, len(dataset), time.monotonic()]
+            self._report_ref_pass(force=True)
+            try:
+                return super()._precompute_ref_logps(dataset, name, batch_size)
+            finally:
+                self._report_ref_pass(force=True, done=True)
+                self._ref_pass = None
+
+        def _report_ref_pass(self, force: bool = False, done: bool = False) -> None:
+            progress, current = type(self).ref_progress, self._ref_pass
+            if progress is None or current is None:
+                return
+            now = time.monotonic()
+            if force or now - current[3] >= REF_PROGRESS_S:
+                current[3] = now
+                try:
+                    progress(current[0], current[1], current[2], done)
+                except Exception:  # noqa: BLE001 - a progress report never costs the run
+                    pass
 
         def use_graphs(self) -> bool:
             """Switch to recorded steps when supported; return whether they are on."""
@@ -147,6 +173,13 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
         def compute_ref_log_probs(self, model, inputs):
+            logps = self._reference_log_probs(model, inputs)
+            if self._ref_pass is not None and "input_ids" in inputs:
+                self._ref_pass[1] += int(inputs["input_ids"].shape[0]) // 2  # chosen and rejected rows
+                self._report_ref_pass()
+            return logps
+
+        def _reference_log_probs(self, model, inputs):
             # TRL's __init__ runs the reference pass: graphs, when on, are made here first.
             if graphed and self.ref_model is None and self._graphable(inputs, reference=True) and self.use_graphs():
                 graphs = self.step_graphs

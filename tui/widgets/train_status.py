@@ -137,7 +137,10 @@ class TrainStatus(Vertical):
         self.set_class(bool(state and state.is_replay), "-replay")
         self.set_class(bool(state and state.summary.state == "failed"), "-failed")
         bar = self.query_one(ProgressBar)
-        if state is not None and state.summary.total_steps:
+        if state is not None and state.waiting_for_first_step and state.summary.phase_progress:
+            done, total = state.summary.phase_progress  # the reference pass, before any step
+            bar.update(total=total, progress=done)
+        elif state is not None and state.summary.total_steps:
             bar.update(total=state.summary.total_steps, progress=state.summary.step)
         else:
             bar.update(total=None)
