@@ -350,7 +350,9 @@ class _Progress:
     def __call__(self, event: dict) -> None:
         kind = event.get("type")
         if kind == "phase":
-            self._line(f"[{event.get('phase')}] {event.get('message', '')}", newline=True)
+            ongoing = isinstance(event.get("total"), int) and event.get("done") != event.get("total")
+            # long work's progress (the reference pass) overwrites its own line on a terminal
+            self._line(f"[{event.get('phase')}] {event.get('message', '')}", newline=not (ongoing and self.tty))
         elif kind == "run_started":
             self._line(
                 f"run {event.get('run')}  backend {event.get('backend')} ({event.get('backend_reason')})  "
