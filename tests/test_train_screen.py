@@ -555,3 +555,17 @@ async def test_the_progress_bar_follows_the_reference_pass_before_the_first_step
         status_widget.show(state)
         await pilot.pause()
         assert (bar.progress, bar.total) == (1, 40)  # steps from the first one on
+
+
+async def test_narrow_charts_keep_a_title_that_fits(runs_dir):
+    from dpo_tutor.tui.widgets.train_charts import CHARTS
+
+    assert all(len(spec.short) < len(spec.title) for spec in CHARTS)
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:  # an SSH window: the charts are ~22 columns wide
+        screen = await train_screen(app, pilot)
+        await pilot.pause()
+        for chart in screen.query(MetricChart):
+            title = chart.spec.title_for(chart.size.width)
+            assert len(title) <= chart.size.width - 2
+            assert title in str(chart.render()).splitlines()[0]  # plotext drew it

@@ -25,16 +25,23 @@ class ChartSpec:
     title: str
     metrics: tuple[tuple[str, str, str], ...]  # (metric, label, colour)
     ylim: tuple[float, float] | None = None
+    short: str = ""  # the title where the long one does not fit the chart's width
+
+    def title_for(self, width: int) -> str:
+        return self.title if len(self.title) <= width - 2 or not self.short else self.short
 
 
 CHARTS = (
-    ChartSpec("chart-loss", "loss (ln 2 = 0.693 at the start)", ((LOSS, "loss", "cyan"),)),
-    ChartSpec("chart-margin", "reward margin (chosen - rejected)", ((MARGIN, "margin", "green"),)),
-    ChartSpec("chart-accuracy", "preference accuracy", ((ACCURACY, "accuracy", "magenta"),), (0.0, 1.0)),
+    ChartSpec("chart-loss", "loss (ln 2 = 0.693 at the start)", ((LOSS, "loss", "cyan"),), short="loss"),
+    ChartSpec("chart-margin", "reward margin (chosen - rejected)", ((MARGIN, "margin", "green"),),
+              short="reward margin"),
+    ChartSpec("chart-accuracy", "preference accuracy", ((ACCURACY, "accuracy", "magenta"),), (0.0, 1.0),
+              short="accuracy"),
     ChartSpec(
         "chart-rewards",
         "rewards: chosen and rejected",
         ((CHOSEN, "chosen", "green"), (REJECTED, "rejected", "red")),
+        short="chosen / rejected",
     ),
 )
 
@@ -52,6 +59,9 @@ class MetricChart(PlotextPlot):
         self.plt.title(spec.title)  # before the first step too: four titled, empty axes, not blank boxes
         self.plt.xlabel("step")
 
+    def on_resize(self) -> None:
+        self.plt.title(self.spec.title_for(self.size.width))  # a narrow chart keeps a title that fits
+
     def needs_redraw(self, store: MetricsStore) -> bool:
         return (
             store is not self.drawn_store
@@ -62,7 +72,7 @@ class MetricChart(PlotextPlot):
     def draw(self, store: MetricsStore) -> None:
         plt = self.plt
         plt.clear_data()
-        plt.title(self.spec.title)
+        plt.title(self.spec.title_for(self.size.width))
         plt.xlabel("step")
         max_points = max(20, self.size.width - 10)
         legend = self.size.height >= 12 and self.size.width >= 40  # a small chart keeps its room for data
