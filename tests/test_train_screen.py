@@ -561,11 +561,18 @@ async def test_narrow_charts_keep_a_title_that_fits(runs_dir):
     from dpo_tutor.tui.widgets.train_charts import CHARTS
 
     assert all(len(spec.short) < len(spec.title) for spec in CHARTS)
+    run = copy_run("normal", runs_dir)
     app = make_app(runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:  # an SSH window: the charts are ~22 columns wide
         screen = await train_screen(app, pilot)
         await pilot.pause()
-        for chart in screen.query(MetricChart):
-            title = chart.spec.title_for(chart.size.width)
-            assert len(title) <= chart.size.width - 2
-            assert title in str(chart.render()).splitlines()[0]  # plotext drew it
+        for with_data in (False, True):
+            if with_data:  # y-axis labels take some of the width
+                screen.open_run(run)
+                await app.workers.wait_for_complete()
+                screen.redraw_charts()
+                await pilot.pause()
+            for chart in screen.query(MetricChart):
+                assert chart.points_drawn > 0 or not with_data
+                title = chart.spec.title_for(chart.size.width)
+                assert title in str(chart.render()).splitlines()[0], (chart.id, with_data)  # plotext drew it

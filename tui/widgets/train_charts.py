@@ -28,7 +28,8 @@ class ChartSpec:
     short: str = ""  # the title where the long one does not fit the chart's width
 
     def title_for(self, width: int) -> str:
-        return self.title if len(self.title) <= width - 2 or not self.short else self.short
+        # plotext drops a title wider than the plot beside its y-axis labels (up to ~6 columns)
+        return self.title if len(self.title) <= width - 8 or not self.short else self.short
 
 
 CHARTS = (
