@@ -49,3 +49,9 @@ def test_data_load_benchmark_runs_on_the_real_rows():
 def test_chat_benchmark_runs_on_the_tiny_model():
     out = run_script("chat_bench")
     assert "sequential (eager)" in out and "greedy answers identical" in out
+
+
+def test_preset_run_times_a_preset_on_the_tiny_model():
+    out = run_script("preset_run", "--preset", "cpu-look", "--model", "tiny")
+    assert "| first step logged |" in out and "| seconds per step (median from step 2) |" in out
+    assert "model tiny" in out and "loss: step 1 -> mean of the last 3 | 0.693 ->" in out
