@@ -55,7 +55,7 @@ PRESETS: dict[str, Preset] = {
         Preset(
             "cpu-look",
             "CPU look (~2 min, no GPU)",
-            "12 steps of 4 pairs, 256 tokens: 85 s for SmolLM2-135M on 2 CPU cores, loss 0.69 -> ~0.4",
+            "12 steps of 4 pairs, 256 tokens: 85 s for SmolLM2-135M on 2 CPU cores, loss 0.69 -> ~0.3",
             CPU_LOOK,
         ),
         Preset(
