@@ -96,7 +96,7 @@ def pairs_to_train(config: TrainConfig) -> int | None:
     return None
 
 
-def cpu_time_warning(config: TrainConfig, gpu: bool) -> str | None:
+def cpu_time_warning(config: TrainConfig, gpu: bool, remedy: str = "The 'CPU look' preset takes ~2 min.") -> str | None:
     """A sentence for a run that would take long on a machine without a GPU, else None."""
     if gpu or config.model == "tiny":
         return None
@@ -109,7 +109,7 @@ def cpu_time_warning(config: TrainConfig, gpu: bool) -> str | None:
     else:
         how_long = f"{pairs:,} pairs: ~{max(1, round(pairs / fast / 60))}-{round(pairs / slow / 60)} min"
     return (f"No GPU found: this trains on the CPU at ~{slow:g}-{fast:g} pairs/s for SmolLM2-135M ({how_long}). "
-            "The 'CPU look' preset takes ~2 min.")
+            + remedy)
 
 
 def preset(key: str) -> Preset:

@@ -249,3 +249,38 @@ def test_a_detached_run_with_bad_data_is_refused_before_anything_starts(tmp_path
     _assert_names_file(line, path, ":7")
     assert "TORCH-NOT-IMPORTED" in proc.stdout and "running in the background" not in proc.stderr
     _assert_no_run_folder(runs)
+
+
+def test_train_preset_flag_and_the_cpu_note(tmp_path, capsys, monkeypatch):
+    """--preset starts from a Train-screen preset (flags override it); without a GPU a GPU-sized run
+    gets a note naming the CPU preset. The --out folder is refused after the note, before any run."""
+    import argparse
+
+    from dpo_tutor.cli import main
+    from dpo_tutor.commands.train import add_parser, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    config = config_from_args(parser.parse_args(["train", "--preset", "cpu-look", "--max-steps", "3"]))
+    assert (config.batch_size, config.max_length, config.max_steps, config.gradient_checkpointing) == (4, 256, 3, False)
+
+    monkeypatch.setenv("DPO_TUTOR_FORCE_NO_CUDA", "1")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "events.jsonl").write_text("")
+    assert main(["train", "--preset", "quick-demo", "--model", "smollm2-gguf", "--out", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert "note: No GPU found" in err and "1,280 pairs" in err and "`--preset cpu-look` takes ~2 min" in err
+    assert "the --out folder exists and is not empty" in err
+    assert main(["train", "--preset", "cpu-look", "--model", "smollm2-gguf", "--out", str(taken)]) == 2
+    assert "No GPU found" not in capsys.readouterr().err  # 48 pairs: minutes, no note
+    from dpo_tutor.engine.config import TrainConfig
+
+    stopped = tmp_path / "stopped-run"
+    stopped.mkdir()
+    (stopped / "config.toml").write_text(TrainConfig(model="tiny").to_toml())
+    assert main(["train", "--resume", str(stopped), "--preset", "cpu-look"]) == 2
+    assert "--preset would change the settings of the run being resumed" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse's own refusal, which lists the presets
+        main(["train", "--preset", "nope"])
+    assert refused.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err

@@ -20,6 +20,7 @@ and the adapter are saved) and --resume continues."""
 EPILOG = """\
 examples:
   dpo-tutor train --model tiny --max-steps 20                 a quick CPU demo (random tiny model)
+  dpo-tutor train --preset cpu-look                           SmolLM2-135M on a CPU in ~2 minutes
   dpo-tutor train --data ../shared/data/hh-rlhf/harmless-base-train.jsonl.gz --max-pairs 2000
   dpo-tutor train --config my.toml --lr 1e-4 --detach         start and leave it running
   dpo-tutor train --resume runs/20261125-120000-smollm2       continue a stopped run
@@ -76,6 +77,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", metavar="F", help="a TOML file of settings (flags override it)")
+    from dpo_tutor.engine.presets import PRESETS
+
+    p.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                   help="start from one of the Train screen's presets (flags override it): "
+                   + "; ".join(f"{key}: {p.label}" for key, p in PRESETS.items()))
     for flag, name, kind, metavar in _VALUE_FLAGS:
         kwargs: dict = {"dest": name, "type": kind, "metavar": metavar, "default": None, "help": HELP[name]}
         if flag in choices:
@@ -111,6 +117,10 @@ def config_from_args(args: argparse.Namespace):
         base = args._resume_config
     if args.config:
         base = TrainConfig.from_toml(args.config)
+    if getattr(args, "preset", None):
+        from dpo_tutor.engine.presets import preset
+
+        base = preset(args.preset).apply(base)
     changes = {}
     for _flag, name, _kind, _metavar in _VALUE_FLAGS:
         value = getattr(args, name, None)
@@ -169,6 +179,9 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError("this run has no config.toml to resume from", where=str(resume_dir))
         args._resume_config = TrainConfig.from_toml(resume_dir / CONFIG_FILE)
         args.resume = str(resume_dir)
+        if getattr(args, "preset", None):
+            raise UserError("--preset would change the settings of the run being resumed", where="--preset",
+                            remedy="resume without it (flags such as --max-steps still apply)")
     config = config_from_args(args)
     from dpo_tutor.engine.train import launch
 
@@ -193,6 +206,13 @@ def _run(args: argparse.Namespace) -> int:
     checked = preflight(config, config_file=args.config, flag_fields=flag_fields(args))
     for warning in [] if worker else checked.warnings:  # the launcher said them already
         print(f"dpo-tutor train: warning: {warning}", file=sys.stderr)
+    if not (worker or args.quiet or args.gpus > 1):
+        from dpo_tutor.engine.presets import cpu_time_warning
+        from dpo_tutor.engine.train.backend import gpu_visible
+
+        slow = cpu_time_warning(config, gpu_visible(), remedy="`--preset cpu-look` takes ~2 min.")
+        if slow:
+            print(f"dpo-tutor train: note: {slow}", file=sys.stderr)
     from dpo_tutor.engine.train.backend import select_backend
 
     if args.gpus == 1 and not worker:
