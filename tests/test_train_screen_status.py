@@ -85,3 +85,17 @@ def test_a_phase_between_steps_is_named_with_its_message():
     state.apply(step(25, T0 + 50))
     state.apply({"type": "phase", "time": T0 + 51, "phase": "evaluating", "message": "64 held-out pairs"})
     assert status_text(state, now=T0 + 52).startswith("evaluating: 64 held-out pairs | step 25/100 | 25%")
+
+
+def test_the_reference_pass_shows_how_long_it_has_left():
+    state = RunState(path=Path("runs/x"))
+    state.apply(started(backend="hf", device="cpu", gpu_name=""))
+    state.apply({"type": "phase", "time": T0 + 2, "phase": "loading_model", "message": "preparing the trainer"})
+    for t, done in ((T0 + 10, 0), (T0 + 30, 16)):  # 16 of 48 pairs in 20 s: 40 s to go at that pace
+        state.apply({"type": "phase", "time": t, "phase": "loading_model", "done": done, "total": 48,
+                     "message": f"scoring the reference model on the train pairs: {done}/48"})
+    text = status_text(state, now=T0 + 31)
+    assert text.startswith("loading model: scoring the reference model on the train pairs: 16/48 (29s, ~40s left)")
+    state.apply({"type": "phase", "time": T0 + 70, "phase": "loading_model", "done": 48, "total": 48,
+                 "message": "scored the reference model on the 48 train pairs"})
+    assert "left" not in status_text(state, now=T0 + 71)  # done: no estimate

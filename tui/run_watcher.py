@@ -57,6 +57,8 @@ class RunState:
     log_count: int = 0  # lines ever added (the deque keeps the last LOG_LINES)
     events_seen: int = 0
     phase_since: float | None = None  # when the current phase began (event time)
+    progress_since: float | None = None  # when the phase's counted work (done/total) began, at done == 0
+    progress_at: float | None = None  # the time of its latest report
     step_times: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=30))
     launched: float = field(default_factory=time.time)
     ended: bool = False
@@ -90,6 +92,13 @@ class RunState:
         elif kind == "phase":
             if event.get("phase") != previous_phase or self.phase_since is None:
                 self.phase_since = when
+            progress = self.summary.phase_progress
+            if progress is None:
+                self.progress_since = self.progress_at = None
+            else:
+                if progress[0] == 0 or self.progress_since is None:
+                    self.progress_since = when
+                self.progress_at = when
             if event.get("total_steps"):
                 self.summary.total_steps = int(event["total_steps"])
         elif kind == "step" and isinstance(when, (int, float)):
@@ -116,6 +125,17 @@ class RunState:
         if t1 <= t0 or s1 <= s0:
             return None
         return (s1 - s0) / (t1 - t0)
+
+    def phase_eta_seconds(self) -> float | None:
+        """Seconds left of the phase's counted work (the reference pass), at the pace it has had."""
+        progress = self.summary.phase_progress
+        if progress is None or self.progress_since is None or self.progress_at is None:
+            return None
+        done, total = progress
+        spent = self.progress_at - self.progress_since
+        if done <= 0 or done >= total or spent <= 0:
+            return None
+        return spent * (total - done) / done
 
     def eta_seconds(self) -> float | None:
         rate = self.steps_per_second()

@@ -71,7 +71,8 @@ def status_text(state: RunState | None, now: float | None = None) -> str:
         if summary.phase_message:
             text += f": {summary.phase_message}"
         if since is not None and not state.is_replay:
-            text += f" ({duration(now - since)})"
+            left = state.phase_eta_seconds()
+            text += f" ({duration(now - since)}" + (f", ~{duration(left)} left)" if left is not None else ")")
         parts.append(text)
         if summary.backend == "unsloth" or summary.phase == "compiling":
             parts.append("no steps yet: Unsloth compiles its kernels for ~40 s before the first step")
