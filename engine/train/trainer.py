@@ -17,8 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 
 REF_PROGRESS_S = 2.0  # how often the reference pass reports its progress
+
+
+@dataclass
+class _ReferencePass:
+    name: str  # TRL's name of the dataset: "train" or "eval"
+    total: int  # pairs to score
+    scored: int = 0
+    reported: float = 0.0  # time.monotonic() of the last report
 
 
 def pair_lengths(dataset) -> list[int]:
@@ -52,7 +61,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
         # all) at its start, every REF_PROGRESS_S while it scores, and at its end (scored 0 of N then
         # means TRL found the log-probs in its cache). Set by the driver; None: silent.
         ref_progress = None
-        _ref_pass: list | None = None  # [name, scored, total, last report time] while a pass runs
+        _ref_pass: _ReferencePass | None = None  # while a pass runs
 
         def __init__(self, *args, **kwargs):
             # TRL keys its cache of reference log-probs on a hash of the model; ours hashes only what
@@ -83,7 +92,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 dataset._fingerprint = rows_fingerprint(dataset, recipe)
             except (AttributeError, KeyError, TypeError, ValueError):
                 pass  # TRL's own fingerprint: correct, only not found again by the next run
-            self._ref_pass = [name, 0, len(dataset), time.monotonic()]
+            self._ref_pass = _ReferencePass(name, len(dataset))
             self._report_ref_pass(force=True)
             try:
                 return super()._precompute_ref_logps(dataset, name, batch_size)
@@ -96,10 +105,10 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             if progress is None or current is None:
                 return
             now = time.monotonic()
-            if force or now - current[3] >= REF_PROGRESS_S:
-                current[3] = now
+            if force or now - current.reported >= REF_PROGRESS_S:
+                current.reported = now
                 try:
-                    progress(current[0], current[1], current[2], done)
+                    progress(current.name, current.scored, current.total, done)
                 except Exception:  # noqa: BLE001 - a progress report never costs the run
                     pass
 
@@ -175,7 +184,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
         def compute_ref_log_probs(self, model, inputs):
             logps = self._reference_log_probs(model, inputs)
             if self._ref_pass is not None and "input_ids" in inputs:
-                self._ref_pass[1] += int(inputs["input_ids"].shape[0]) // 2  # chosen and rejected rows
+                self._ref_pass.scored += int(inputs["input_ids"].shape[0]) // 2  # chosen and rejected rows
                 self._report_ref_pass()
             return logps
 

@@ -7,6 +7,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownStream
 
+from .status_line import StatusLine
+
 SIDE_TITLES = {
     "base": "Base (before DPO: adapter off)",
     "aligned": "Aligned (after DPO: base + LoRA)",
@@ -40,7 +42,7 @@ class ChatColumn(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(SIDE_TITLES.get(self.side, self.side), classes="chat-title")
         yield VerticalScroll(classes="chat-turns")
-        yield Static("", classes="chat-stats")
+        yield StatusLine(classes="chat-stats")
 
     @property
     def turns(self) -> VerticalScroll:
@@ -72,7 +74,7 @@ class ChatColumn(Vertical):
                 await self.turns.mount(Static(note, classes="chat-note"))
 
     def set_stats(self, text: str) -> None:
-        self.query_one(".chat-stats", Static).update(text)
+        self.query_one(".chat-stats", StatusLine).show(text)  # per 8 tokens: a repaint, not a layout
 
     async def clear(self) -> None:
         await self.end_turn()

@@ -57,11 +57,14 @@ class MetricChart(PlotextPlot):
         self.drawn_store: MetricsStore | None = None
         self.drawn_size = (0, 0)
         self.points_drawn = 0
-        self.plt.title(spec.title)  # before the first step too: four titled, empty axes, not blank boxes
+        self._label()  # before the first step too: four titled, empty axes, not blank boxes
+
+    def _label(self) -> None:
+        self.plt.title(self.spec.title_for(self.size.width))  # a narrow chart keeps a title that fits
         self.plt.xlabel("step")
 
     def on_resize(self) -> None:
-        self.plt.title(self.spec.title_for(self.size.width))  # a narrow chart keeps a title that fits
+        self._label()
 
     def needs_redraw(self, store: MetricsStore) -> bool:
         return (
@@ -73,8 +76,7 @@ class MetricChart(PlotextPlot):
     def draw(self, store: MetricsStore) -> None:
         plt = self.plt
         plt.clear_data()
-        plt.title(self.spec.title_for(self.size.width))
-        plt.xlabel("step")
+        self._label()
         max_points = max(20, self.size.width - 10)
         legend = self.size.height >= 12 and self.size.width >= 40  # a small chart keeps its room for data
         drawn = 0

@@ -171,6 +171,7 @@ class TrainForm(VerticalScroll):
         self.field_errors: dict[str, str] = {}
         self.other_errors: list[str] = []
         self.warnings: list[str] = []
+        self.cpu_note: str | None = None  # the CPU-time warning of the checked settings, if any
 
     def compose(self) -> ComposeResult:
         yield Label("preset")
@@ -208,9 +209,9 @@ class TrainForm(VerticalScroll):
 
     def check(self) -> TrainConfig | None:
         config, self.field_errors, self.other_errors, self.warnings = check_form(self.base, self.raw_values())
-        slow = cpu_time_warning(config, self.gpu) if config is not None else None
-        if slow:
-            self.warnings.append(slow)
+        self.cpu_note = cpu_time_warning(config, self.gpu) if config is not None else None
+        if self.cpu_note:
+            self.warnings.append(self.cpu_note)
         self.config = config
         for name in FIELDS:
             box = self.query_one(f"#field-{name}", Vertical)
@@ -276,8 +277,7 @@ class TrainForm(VerticalScroll):
             problems = list(self.field_errors.values()) + self.other_errors
             self.notify("; ".join(problems) or "fix the form first", title="Cannot start", severity="error")
             return False
-        slow = cpu_time_warning(config, self.gpu)
-        if slow:  # the form's summary may be scrolled out of view: say it where it is seen
-            self.notify(slow, title="Training on the CPU", severity="warning", timeout=12)
+        if self.cpu_note:  # the form's summary may be scrolled out of view: say it where it is seen
+            self.notify(self.cpu_note, title="Training on the CPU", severity="warning", timeout=12)
         self.post_message(self.StartRequested(config, self.run_name()))
         return True

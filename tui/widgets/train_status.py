@@ -10,9 +10,10 @@ import time
 from dpo_tutor.engine.events import TERMINAL_TYPES
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ProgressBar, Static
+from textual.widgets import ProgressBar
 
 from ..run_watcher import RunState
+from .status_line import StatusLine
 
 PHASE_LABELS = {
     "loading_data": "loading data",
@@ -113,28 +114,21 @@ class TrainStatus(Vertical):
 
     DEFAULT_CSS = """
     TrainStatus { height: auto; padding: 0 1; background: $boost; }
-    TrainStatus #status-line { height: 2; }  /* fixed: a new text never relayouts the screen */
+    TrainStatus #status-line { height: 2; }
     TrainStatus.-replay #status-line { color: $warning; text-style: bold; }
     TrainStatus.-failed #status-line { color: $error; }
     TrainStatus Horizontal { height: 1; }
     TrainStatus ProgressBar { width: 1fr; }
     """
 
-    _shown = IDLE_TEXT
-
     def compose(self) -> ComposeResult:
-        yield Static(IDLE_TEXT, id="status-line", markup=False)
+        yield StatusLine(IDLE_TEXT, id="status-line")
         with Horizontal():
             yield ProgressBar(total=None, show_eta=False, id="status-progress")
 
     def show(self, state: RunState | None) -> str:
         text = status_text(state)
-        line = self.query_one("#status-line", Static)
-        if text != self._shown:
-            # The line's height is fixed (CSS above), so a new text needs a repaint, not a layout of the
-            # whole screen: a relayout re-renders the four charts too, ~40 ms that a key press waits on.
-            line.update(text, layout=False)
-            self._shown = text
+        self.query_one("#status-line", StatusLine).show(text)
         self.set_class(bool(state and state.is_replay), "-replay")
         self.set_class(bool(state and state.summary.state == "failed"), "-failed")
         bar = self.query_one(ProgressBar)
