@@ -33,13 +33,15 @@ class Preset:
 LESSON_RUN = {"max_steps": 0, "epochs": 2.0, "max_pairs": 0, "batch_size": 32, "grad_accum": 1,
               "gradient_checkpointing": True, "group_by_length": True, "compile": "off",
               "max_length": 512, "eval_steps": 25, "eval_pairs": 64, "save_steps": 50}
-# Measured on this project's 2-core CPU machine (2026-12-01): SmolLM2-135M (GGUF) on the bundled sample,
-# 24 s of imports, model and the reference pass over 48 pairs, then 4.3 s per step (5.4 s with gradient
-# checkpointing, which a CPU's memory does not need): 85 s in all, the same losses either way.
+# `benchmarks/preset_run.py --preset cpu-look` on this project's 2-core CPU machine (BENCHMARKS.md): the
+# reference pass over 48 pairs done at 27.1 s, then 3.85 s per step (5.23 s with gradient checkpointing,
+# which a CPU's memory does not need; the same losses): 84.7 s in all.
 CPU_LOOK = {**LESSON_RUN, "max_steps": 12, "max_pairs": 48, "batch_size": 4, "max_length": 256, "eval_steps": 0,
             "save_steps": 0, "gradient_checkpointing": False}
 
-CPU_PAIRS_PER_S = (0.2, 1.0)  # SmolLM2-135M on 2 cores: 512 tokens with checkpointing .. 256 without
+# SmolLM2-135M on 2 cores (preset_run.py, BENCHMARKS.md): the GPU presets' batches of 32 with checkpointing
+# (0.31-0.41 pairs/s: first step, then median) .. the CPU look's 4 pairs without (1.04)
+CPU_PAIRS_PER_S = (0.3, 1.0)
 CPU_WARN_PAIRS = 200  # fewer pairs than this finish in minutes on a CPU: no warning
 
 PRESETS: dict[str, Preset] = {

@@ -118,7 +118,7 @@ def test_cpu_time_warning_and_the_default_preset():
     demo = preset("quick-demo").apply()
     assert cpu_time_warning(demo, gpu=True) is None
     warning = cpu_time_warning(demo, gpu=False)
-    assert warning.startswith("No GPU found") and "1,280 pairs: ~21-107 min" in warning
+    assert warning.startswith("No GPU found") and "1,280 pairs: ~21-71 min" in warning
     assert cpu_time_warning(preset("cpu-look").apply(), gpu=False) is None  # 48 pairs: minutes
     assert cpu_time_warning(demo.replace(model="tiny"), gpu=False) is None  # the random test model is quick
     assert "every pair for 2 epochs: hours" in cpu_time_warning(preset("lesson-run").apply(), gpu=False)
