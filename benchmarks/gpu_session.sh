@@ -69,9 +69,14 @@ chat)
   ;;
 variants)
   # one-change-at-a-time pipeline measurements; the list is benchmarks/${VARIANT_FILE:-variants.txt}
-  mapfile -t specs < <(grep -v '^#' "$R/benchmarks/${VARIANT_FILE:-variants.txt}" | grep .)
+  # one NAME=FLAGS per line; a line F=FLAGS defines what $F stands for in the lines after it
+  specs=(); F=""
+  while IFS= read -r line; do
+    case "$line" in '#'*|'') continue ;; F=*) F=${line#F=}; continue ;; esac
+    specs+=("${line//\$F/$F}")
+  done < "$R/benchmarks/${VARIANT_FILE:-variants.txt}"
   python3 "$R/benchmarks/variants.py" --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-64}" --max-pairs "${MAX_PAIRS:-0}" --out /tmp/variants \
-    --profile "${PROFILE:-}" --json "$OUT/x/variants.json" "${specs[@]}" 2>&1 | tee "$OUT/x/variants.txt" | grep -v '^{' | tail -12
+    --profile "${PROFILE:-}" --json "$OUT/x/variants.json" "${specs[@]}" 2>&1 | tee "$OUT/x/variants.txt" | grep -v '^[a-z0-9-]*: {' | tail -30
   cp /tmp/variants/*.profile.txt /tmp/variants/*.phases.txt "$OUT/x/" 2>/dev/null
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x
   tar czf "$OUT/runs-$stage.tgz" -C /tmp $(cd /tmp && find variants -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dpo_tutor.engine.bench import PIPELINES, Pipeline, format_table, summarize_run
+from dpo_tutor.engine.bench import PIPELINES, Pipeline, format_startup_table, format_table, summarize_run
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +22,7 @@ def main(argv: list[str]) -> int:
         pipeline = PIPELINES.get(folder.name, Pipeline(folder.name, folder.name, ()))
         results.append(summarize_run(folder, pipeline))
     print(format_table(results))
+    print(format_startup_table(results))
     return 0
 
 

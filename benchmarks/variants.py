@@ -17,12 +17,13 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from dpo_tutor.engine.bench import Pipeline, format_table, summarize_run
+from dpo_tutor.engine.bench import Pipeline, format_startup_table, format_table, summarize_run
 
 
 def main() -> int:
@@ -56,8 +57,15 @@ def main() -> int:
         if name == args.profile:
             env["DPO_TUTOR_PROFILE"] = f"20:2:{Path(args.out) / (name + '.profile.txt')}"
         cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *shlex.split(flags)]
+        cache = None
+        if "DPO_TUTOR_DATASET_CACHE" not in env:  # each variant cold, as bench's pipelines (engine/bench.py)
+            cache = Path(args.out) / f".dataset-cache-{name}"
+            shutil.rmtree(cache, ignore_errors=True)
+            env["DPO_TUTOR_DATASET_CACHE"] = str(cache)
         started = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
         result = summarize_run(out, Pipeline(name, flags, tuple(shlex.split(flags))))
         if proc.returncode != 0 and not result.error:
             lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
@@ -66,6 +74,7 @@ def main() -> int:
         results.append(result)
         print(f"{name}: {json.dumps(result.__dict__, default=str)}", flush=True)
     print(format_table(results))
+    print(format_startup_table(results))
     if args.json:
         Path(args.json).write_text(json.dumps([r.__dict__ for r in results], default=str, indent=1))
     return 0

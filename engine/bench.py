@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .events import read_events
+
+DATASET_CACHE_ENV = "DPO_TUTOR_DATASET_CACHE"  # as engine/train/dataset_cache.py reads it
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,55 @@ def run_rate(steps: list[dict[str, Any]], pairs_per_step: int) -> float | None:
     return (b["step"] - a["step"]) * pairs_per_step / elapsed if elapsed > 0 else None
 
 
+STARTUP_PARTS = ("imports", "data", "model", "tokenizing", "reference", "trainer", "first step")
+
+
+def startup_breakdown(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Where the time to the first logged step went, in seconds, from a run's events: imports (process
+    start to run_started), reading the data, loading the model, tokenizing (TRL's dataset preparation),
+    the reference pass (train and held-out), the trainer's setup, and the first step itself. Parts whose
+    marks are missing from the log are left out."""
+    started = next((e for e in events if e["type"] == "run_started"), None)
+    first = next((e for e in events if e["type"] == "step"), None)
+    if started is None or first is None:
+        return {}
+    phases = [e for e in events if e["type"] == "phase" and e["time"] <= first["time"]]
+
+    def mark(test) -> float | None:
+        return next((e["time"] for e in phases if test(e)), None)
+
+    marks = {
+        "process": started.get("process_started"),
+        "run_started": started["time"],
+        "model": mark(lambda e: e.get("phase") == "loading_model"),
+        "tokenizing": mark(lambda e: str(e.get("message", "")).startswith("preparing the trainer")),
+        "reference": mark(lambda e: "total" in e),
+        "reference_end": next((e["time"] for e in reversed(phases) if "total" in e), None),
+        "trainer_end": mark(lambda e: e.get("phase") in ("training", "compiling")),
+        "first": first["time"],
+    }
+    order = ("process", "run_started", "model", "tokenizing", "reference", "reference_end", "trainer_end", "first")
+    out: dict[str, float] = {}
+    for part, (a, b) in zip(STARTUP_PARTS, itertools.pairwise(order), strict=True):
+        if marks[a] is not None and marks[b] is not None:
+            out[part] = round(marks[b] - marks[a], 2)
+    if marks["reference"] is None and "tokenizing" not in out and marks["tokenizing"] and marks["trainer_end"]:
+        out["tokenizing"] = round(marks["trainer_end"] - marks["tokenizing"], 2)  # no reference pass
+    return out
+
+
+def format_startup_table(results: list[BenchResult]) -> str:
+    """Seconds of each start-up part to the first logged step, one row per pipeline."""
+    rows = ["| pipeline | " + " | ".join(STARTUP_PARTS) + " | total |", "|---|" + "---:|" * (len(STARTUP_PARTS) + 1)]
+    for r in results:
+        parts = r.extra.get("startup") or {}
+        if not parts:
+            continue
+        cells = [f"{parts[p]:.1f}" if p in parts else "-" for p in STARTUP_PARTS]
+        rows.append(f"| {r.key} | " + " | ".join(cells) + f" | {sum(parts.values()):.1f} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
+
+
 def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5) -> BenchResult:
     events = read_events(run_dir)
     result = BenchResult(pipeline.key, pipeline.label, state="missing")
@@ -191,6 +243,7 @@ def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5) -> BenchResu
         if started is not None:
             proc_start = (end or {}).get("summary", {}).get("first_step_since_start_s")
             result.first_step_s = proc_start if proc_start is not None else steps[0]["time"] - started["time"]
+        result.extra["startup"] = startup_breakdown(events)
         if started is not None:
             result.extra["backend"] = started.get("backend")
             result.extra["gpu"] = started.get("gpu_name") or started.get("device")
@@ -202,7 +255,19 @@ def run_pipeline(pipeline: Pipeline, *, out: Path, common: list[str], timeout: f
     if why:
         return BenchResult(pipeline.key, pipeline.label, state="skipped", skipped=why)
     cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *pipeline.flags]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **dict(pipeline.env)})
+    env = {**os.environ, **dict(pipeline.env)}
+    cache = None
+    if not os.environ.get(DATASET_CACHE_ENV):
+        # Every pipeline starts cold, as a first run does: its own, empty dataset cache (no tokenized
+        # rows or reference log-probs left by the pipeline before it). Set the variable to share one.
+        cache = out.parent / f".dataset-cache-{pipeline.key}"
+        shutil.rmtree(cache, ignore_errors=True)
+        env[DATASET_CACHE_ENV] = str(cache)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    finally:
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
     result = summarize_run(out, pipeline)
     if proc.returncode != 0 and not result.error:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]

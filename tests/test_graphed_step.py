@@ -46,6 +46,16 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
         return original(self, batch, scale)
 
     monkeypatch.setattr(graphed_step.StepGraphs, "step", counting)
+    from dpo_tutor.engine.train import trainer as trainer_module
+
+    written = []  # (the step a log is of, the step the trainer is at when it is written)
+    original_log = trainer_module._LaggedLog.__init__
+
+    def noting(self, *args, **kwargs):
+        original_log(self, *args, **kwargs)
+        written.append(self)
+
+    monkeypatch.setattr(trainer_module._LaggedLog, "__init__", noting)
     graphed = _run(tmp_path, "graphed")
 
     assert len(recorded) == 12  # 6 steps x 2 accumulated micro-batches, all through our step
@@ -61,6 +71,15 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
 
     a, b = _steps(plain), _steps(graphed)
     assert len(a) == len(b) == 6
+    # Logs are read one step late (the GPU keeps a step queued): the same steps, epochs and learning
+    # rates, in order, each eval after its step, and every step's log written by the end.
+    assert [e.step for e in written] == [1, 2, 3, 4, 5, 6]
+
+    def order(events):
+        return [(e["type"], e["step"], e.get("epoch"), e.get("metrics", {}).get("learning_rate"))
+                for e in events if e["type"] in ("step", "eval")]
+
+    assert order(graphed) == order(plain)
     for number, (step_a, step_b) in enumerate(zip(a, b, strict=True), start=1):
         for key in METRICS:
             if key == "rewards/accuracies" and number == 1:

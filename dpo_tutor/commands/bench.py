@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from dpo_tutor.engine.bench import format_table, run_bench
+    from dpo_tutor.engine.bench import format_startup_table, format_table, run_bench
     from dpo_tutor.engine.errors import UserError
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="dpo-bench-"))
@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"dpo-tutor bench: {exc.one_line()}", file=sys.stderr)
         return 2
     print(format_table(results))
+    startup = format_startup_table(results)
+    if startup:
+        print("\nseconds to the first logged step, by part (each pipeline starts with an empty dataset cache):")
+        print(startup)
     if args.json:
         print(json.dumps([r.__dict__ for r in results], default=str))
     return 0 if all(r.state in ("finished", "skipped") for r in results) else 1

@@ -156,15 +156,15 @@ def gpu_memory_per_device(device, world: int) -> tuple[list[float], list[float]]
     if getattr(device, "type", str(device)) != "cuda":
         return None
     gib = 1024**3
-    mine = torch.tensor([torch.cuda.memory_allocated(device) / gib, torch.cuda.max_memory_allocated(device) / gib],
-                        device=device, dtype=torch.float64)
-    rows = [mine]
-    if world > 1:
-        import torch.distributed as dist
+    values = [torch.cuda.memory_allocated(device) / gib, torch.cuda.max_memory_allocated(device) / gib]
+    import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            rows = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
-            dist.all_gather(rows, mine)
+    if world <= 1 or not (dist.is_available() and dist.is_initialized()):
+        # the allocator's counters are on the host: no tensor on the GPU, so no wait for it
+        return [round(values[0], 4)], [round(values[1], 4)]
+    mine = torch.tensor(values, device=device, dtype=torch.float64)
+    rows = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(rows, mine)
     return [round(float(r[0]), 4) for r in rows], [round(float(r[1]), 4) for r in rows]
 
 

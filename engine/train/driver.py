@@ -440,6 +440,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         resumed_from=_checkpoint_step(checkpoint),
         total_steps=config.max_steps,
         cpu_logprob=bool(notes.get("cpu_logprob")),
+        process_started=_process_start(),  # wall clock: imports and start-up before this event
     )
     log.info("backend %s: %s", choice.name, choice.reason)
 
@@ -504,7 +505,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         use_cpu=not cuda,
         gradient_checkpointing=config.gradient_checkpointing and choice.name == "hf",
         precompute_ref_log_probs=config.precompute_ref,
-        precompute_ref_batch_size=config.batch_size * 2,
+        precompute_ref_batch_size=reference_batch_size(config.batch_size),
         optim=config.optim,
         logging_steps=1,
         report_to="none",
@@ -524,6 +525,9 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         # Recorded steps leave the loss on the GPU until the step is logged; TRL's default filter
         # would read it (a wait for the GPU) right after every step to drop NaN/inf losses.
         logging_nan_inf_filter=not graphed,
+        # Recorded steps: each batch is copied to the GPU without the host waiting for the copy (it is
+        # queued behind the step the GPU is running; the rows are in pinned memory).
+        **({"accelerator_config": {"non_blocking": True}} if graphed and nonblocking_copies() else {}),
     )
     pairs_per_step = config.batch_size * config.grad_accum * max(1, int(os.environ.get("WORLD_SIZE", "1")))
     callback = EventCallback(
@@ -613,6 +617,18 @@ def dataloader_workers() -> int:
     if value.strip().isdigit():
         return int(value)
     return 0
+
+
+def reference_batch_size(batch_size: int) -> int:
+    """Pairs per batch of the reference pass (no gradients: twice the training batch, or
+    DPO_TUTOR_REF_BATCH, a measurement knob)."""
+    value = os.environ.get("DPO_TUTOR_REF_BATCH", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else batch_size * 2
+
+
+def nonblocking_copies() -> bool:
+    """Whether batches go to the GPU without the host waiting (recorded steps; DPO_TUTOR_NONBLOCKING=0: wait)."""
+    return os.environ.get("DPO_TUTOR_NONBLOCKING", "1").strip() != "0"
 
 
 def _process_start() -> float:

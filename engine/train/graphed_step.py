@@ -328,6 +328,11 @@ class StepGraphs:
             if key in batch:  # not in the reference pass's batches
                 static[key].copy_(batch[key])
 
+    def knows(self, batch: dict[str, Any], kind: str = "step") -> bool:
+        """Whether this batch's shape is recorded already (its step is a replay)."""
+        rows, length = batch["input_ids"].shape
+        return (kind, rows, bucket_length(length, self.max_length)) in self.recorded
+
     def step(self, batch: dict[str, Any], scale: float) -> Any:
         """Train on one micro-batch (gradients into `.grad`); return the statistics (STATS order) as a
         tensor on the device, not read yet: reading waits for the GPU, and the host has the optimizer
