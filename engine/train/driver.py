@@ -637,7 +637,14 @@ def _process_start() -> float:
         import psutil
 
         return psutil.Process().create_time()
-    except Exception:  # noqa: BLE001 - psutil is optional
+    except Exception:  # noqa: BLE001 - psutil is optional: Linux's /proc says it too
+        pass
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])  # starttime, field 22
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
         return _MODULE_LOADED
 
 
