@@ -143,16 +143,27 @@ def available(pipeline: Pipeline) -> str:
 
 
 def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2) -> float | None:
-    """Steady-state pairs per second: pairs per step over the median time between consecutive steps,
-    from the (skip+1)-th step on. The median ignores one-off stalls (a recompile, a first-shape compile)
-    that `run_rate` includes; steps that recorded a new CUDA graph shape are left out (in a short run
-    with length-grouped batches they can be near half the steps, more than a median ignores)."""
+    """Steady-state pairs per second, from the (skip+1)-th step on: the pairs of the steps kept over the
+    time those steps took (a sum, not a median: recorded steps' logs are written one step late, so the
+    gap between two step events alternates short and long while their sum stays the time the steps took).
+
+    Left out: a step that recorded a new CUDA graph shape (an eager step plus a recording, a one-off; in a
+    short length-grouped run that is many steps) and the step after it (its log waited for the recording),
+    and one-off stalls of more than 3x the median step (a recompile)."""
     if len(steps) < skip + 2:
         skip = 0
-    gaps = [(b["time"] - a["time"]) / max(1, b["step"] - a["step"])
-            for a, b in itertools.pairwise(steps[skip:]) if not _recorded_between(a, b)]
-    gaps = [g for g in gaps if g > 0]
-    return pairs_per_step / statistics.median(gaps) if gaps else None
+    gaps: list[tuple[float, int]] = []
+    after_recording = False
+    for a, b in itertools.pairwise(steps[skip:]):
+        recorded = _recorded_between(a, b)
+        if not recorded and not after_recording and b["time"] > a["time"]:
+            gaps.append((b["time"] - a["time"], max(1, b["step"] - a["step"])))
+        after_recording = recorded
+    if not gaps:
+        return None
+    typical = statistics.median(t / n for t, n in gaps)
+    kept = [(t, n) for t, n in gaps if t / n <= 3 * typical]
+    return pairs_per_step * sum(n for _, n in kept) / sum(t for t, _ in kept)
 
 
 def _recorded_between(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -52,14 +52,22 @@ def test_steady_rate_skips_the_first_steps_and_one_off_stalls():
 
 
 def test_steady_rate_leaves_out_the_steps_that_recorded_a_new_graph_shape():
-    # 4 of the 7 gaps record a shape (2 s each): more than a median ignores; replays take 0.25 s
-    times = [0.0, 2.0, 2.25, 4.25, 4.5, 6.5, 6.75, 8.75]
-    recorded = [1, 2, 2, 3, 3, 4, 4, 5]
+    # Steps 2 and 3 record a shape (1 s each); the step after a recording is logged early (its log
+    # waited for the recording): 0.01 s; then replays of 0.25 s.
+    times = [0.0, 1.0, 2.0, 2.01, 2.26, 2.51, 2.76, 3.01]
+    recorded = [1, 2, 3, 3, 3, 3, 3, 3]
     steps = [{"step": i + 1, "time": t, "metrics": {"cuda_graph_recordings": r}}
              for i, (t, r) in enumerate(zip(times, recorded, strict=True))]
     assert steady_rate(steps, 32, skip=0) == pytest.approx(32 / 0.25)
     unmarked = [{"step": s["step"], "time": s["time"], "metrics": {}} for s in steps]
-    assert steady_rate(unmarked, 32, skip=0) == pytest.approx(32 / 2.0)  # the median of 3 x 0.25, 4 x 2
+    assert steady_rate(unmarked, 32, skip=0) != pytest.approx(32 / 0.25)  # the marks are what leave them out
+
+
+def test_steady_rate_is_the_time_the_steps_took_not_a_median_gap():
+    # Lagged logs: gaps alternate short and long while the steps take 1.45 s for 5 steps.
+    times = [0.0, 0.05, 0.5, 0.55, 1.0, 1.45]
+    steps = [{"step": i + 1, "time": t, "metrics": {}} for i, t in enumerate(times)]
+    assert steady_rate(steps, 32, skip=0) == pytest.approx(5 * 32 / 1.45)
 
 
 def test_unknown_pipeline_is_one_clear_error(tmp_path):

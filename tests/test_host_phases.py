@@ -55,8 +55,8 @@ def test_checkpointed_layers_follow_the_fraction(monkeypatch, value, expected):
     assert graphed_step.checkpointed_layers(30) == expected
 
 
-def test_every_shape_is_warmed_up_unless_asked(monkeypatch):
+def test_only_the_first_shape_is_warmed_up_unless_asked(monkeypatch):
     monkeypatch.delenv("DPO_TUTOR_GRAPH_WARMUP", raising=False)
-    assert graphed_step.warm_each_shape()
-    monkeypatch.setenv("DPO_TUTOR_GRAPH_WARMUP", "first")
     assert not graphed_step.warm_each_shape()
+    monkeypatch.setenv("DPO_TUTOR_GRAPH_WARMUP", "each")
+    assert graphed_step.warm_each_shape()

@@ -546,6 +546,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     if hasattr(trainer_cls, "ref_progress"):
         trainer_cls.ref_progress = _reference_progress(run)
     from .host_phases import install_from_env as host_phases_from_env
+    from .host_phases import sync_debug_from_env
 
     host_phases = host_phases_from_env(trainer_cls)
     trainer = trainer_cls(
@@ -560,7 +561,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
     from .profiling import from_env as profile_from_env
 
-    for developer_view in (profile_from_env(), host_phases):
+    for developer_view in (profile_from_env(), host_phases, sync_debug_from_env()):
         if developer_view is not None:
             trainer.add_callback(developer_view)
     if use_compile:

@@ -104,3 +104,53 @@ def install_from_env(trainer_cls: type):
             phases.write()
 
     return StepMarks()
+
+
+SYNC_ENV = "DPO_TUTOR_SYNC_DEBUG"  # FILE: where the host waited for the GPU during steps 6-9, by call stack
+
+
+def sync_debug_from_env():
+    """A developer's view of which calls make the host wait for the GPU: with DPO_TUTOR_SYNC_DEBUG=FILE,
+    torch's synchronisation warnings are on for steps 6-9 (after the first recordings) and each distinct
+    call stack that waited is written to FILE with its count. None when the variable is unset."""
+    path = os.environ.get(SYNC_ENV, "")
+    if not path:
+        return None
+    import traceback
+    import warnings
+    from collections import Counter
+
+    import torch
+    from transformers import TrainerCallback
+
+    stacks: Counter[str] = Counter()
+    previous = warnings.showwarning
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        if "synchroniz" not in str(message):
+            return previous(message, category, filename, lineno, file, line)
+        frames = [f for f in traceback.extract_stack()[:-1] if "warnings" not in f.filename][-10:]
+        stacks[f"{message}\n" + "".join(traceback.format_list(frames))] += 1
+
+    class SyncDebug(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if not torch.cuda.is_available():
+                return
+            if state.global_step == 5:
+                warnings.filterwarnings("always", message=".*synchroniz.*")
+                warnings.showwarning = note
+                torch.cuda.set_sync_debug_mode("warn")
+            elif state.global_step == 9:
+                torch.cuda.set_sync_debug_mode("default")
+                warnings.showwarning = previous
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if torch.cuda.is_available():
+                torch.cuda.set_sync_debug_mode("default")
+            warnings.showwarning = previous
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(f"host waits for the GPU in steps 6-9: {sum(stacks.values())} calls, {len(stacks)} stacks\n")
+                for stack, count in stacks.most_common():
+                    f.write(f"\n=== {count} x {stack}")
+
+    return SyncDebug()
