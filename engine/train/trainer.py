@@ -110,7 +110,26 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             finally:
                 dpo_trainer.hash_module = trl_hash
 
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            # TRL's tokenization, a thousand rows per tokenizer call instead of one (fast_prep.py)
+            from . import fast_prep
+
+            if fast_prep.batched_tokenization_applies(dataset, processing_class, args.world_size):
+                return fast_prep.tokenize_pairs(dataset, processing_class, args, dataset_name)
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
         def _precompute_ref_logps(self, dataset, name, batch_size):
+            # Scored longest pairs first (batches padded to rows of like length: fast_prep.py), then put
+            # back in the rows' own order.
+            from . import fast_prep
+
+            order = fast_prep.longest_first(dataset) if self.args.world_size == 1 else None
+            if order is None:
+                return self._scored_in_order(dataset, name, batch_size)
+            scored = self._scored_in_order(dataset.select(order), name, batch_size)
+            return scored.select(fast_prep.inverse(order))
+
+        def _scored_in_order(self, dataset, name, batch_size):
             # Key TRL's cache of reference log-probs on the rows themselves, so the next run of the same
             # pairs finds it (dataset_cache.py).
             from .dataset_cache import rows_fingerprint
