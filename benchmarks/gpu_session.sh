@@ -33,6 +33,7 @@ log "byte-compiled in $(( $(date +%s) - t )) s"
 case $stage in
 round7)
   # where the imports' time goes, where the host still waits for the GPU, then the bench and the default recipe
+  [ -n "${SKIP_PROBES:-}" ] || {
   python3 -X importtime -c "import dpo_tutor.engine.train.driver, torch, transformers, peft, datasets, trl; from trl import DPOTrainer" 2> "$OUT/x/importtime.txt"
   python3 "$R/benchmarks/importtime_top.py" "$OUT/x/importtime.txt" 30 | tee "$OUT/x/importtime-top.txt" | head -22
   log "sync probe"
@@ -40,6 +41,7 @@ round7)
     --model "$DPO_GGUF" --data "$DATA" --backend hf --max-pairs 576 --max-steps 14 --eval-steps 0 --save-steps 0 \
     --out /tmp/runs/sync --quiet > /dev/null 2>&1; log "sync rc=$?"
   grep -v '^  File' "$OUT/x/sync.txt" | head -40; cat "$OUT/x/phases.txt"
+  }
   P=${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}
   log "bench: $P"
   timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-18}" --max-pairs "${MAX_PAIRS:-576}" \
@@ -52,7 +54,10 @@ round7)
   log "the same again, 3 steps: a second run of the same pairs (tokenized rows and reference log-probs cached)"
   timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
   log "again rc=$?"
-  python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again 2>&1 | tail -8
+  log "the default recipe's start with TRL's own tokenizing and in-order reference pass (DPO_TUTOR_FAST_PREP=0), 3 steps, cold"
+  DPO_TUTOR_FAST_PREP=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+    --max-steps 3 --out /tmp/runs/default-trl-prep --quiet > /dev/null 2>&1; log "trl-prep rc=$?"
+  python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-trl-prep 2>&1 | tail -9
   ;;
 final)
   # the chat benchmark, one eager-hf comparison run and the default recipe; each result straight to $OUT

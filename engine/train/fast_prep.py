@@ -24,6 +24,13 @@ from typing import Any
 log = logging.getLogger("dpo_tutor.train")
 
 TOKENIZE_BATCH = 1000  # rows rendered and tokenized per call
+ENV = "DPO_TUTOR_FAST_PREP"  # "0": TRL's own passes (a measurement knob)
+
+
+def enabled() -> bool:
+    import os
+
+    return os.environ.get(ENV, "1").strip() != "0"
 
 
 def batched_tokenization_applies(dataset: Any, processing_class: Any, world: int) -> bool:
@@ -31,7 +38,7 @@ def batched_tokenization_applies(dataset: Any, processing_class: Any, world: int
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
-    if world > 1 or not isinstance(dataset, Dataset) or len(dataset) == 0:
+    if not enabled() or world > 1 or not isinstance(dataset, Dataset) or len(dataset) == 0:
         return False
     if not isinstance(processing_class, PreTrainedTokenizerBase) or not getattr(processing_class, "chat_template", None):
         return False
@@ -82,6 +89,8 @@ def longest_first(dataset: Any) -> list[int] | None:
     rows are in that order already."""
     from .trainer import pair_lengths
 
+    if not enabled():
+        return None
     lengths = pair_lengths(dataset)
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return None if order == list(range(len(lengths))) else order
