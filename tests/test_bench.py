@@ -84,3 +84,48 @@ def test_the_commands_help_names_every_pipeline_the_engine_knows():
     from dpo_tutor.commands.bench import DEFAULT_PIPELINES
 
     assert set(DEFAULT_PIPELINES) | {"ours-hf-compiled"} == set(PIPELINES)
+
+
+def test_each_pipeline_starts_with_its_own_empty_dataset_cache(tmp_path, monkeypatch):
+    import os
+    import subprocess
+
+    from dpo_tutor.engine import bench
+
+    seen = []
+
+    def fake_run(cmd, **kwargs):
+        folder = kwargs["env"]["DPO_TUTOR_DATASET_CACHE"]
+        seen.append(folder)
+        os.makedirs(folder)  # what a run leaves there
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.delenv("DPO_TUTOR_DATASET_CACHE", raising=False)
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    for key in ("trl-defaults", "ours-hf"):
+        bench.run_pipeline(PIPELINES[key], out=tmp_path / key, common=[])
+    assert len(set(seen)) == 2 and all(str(tmp_path) in s for s in seen)
+    assert not any(os.path.exists(s) for s in seen)  # removed after each pipeline
+    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(tmp_path / "shared"))
+    bench.run_pipeline(PIPELINES["ours-hf"], out=tmp_path / "again", common=[])
+    assert seen[-1] == str(tmp_path / "shared")  # the user's choice is kept
+
+
+def test_startup_breakdown_names_where_the_first_step_went():
+    from dpo_tutor.engine.bench import STARTUP_PARTS, startup_breakdown
+
+    events = [
+        {"type": "run_started", "time": 10.0, "process_started": 2.0},
+        {"type": "phase", "time": 10.0, "phase": "loading_data", "message": "reading x"},
+        {"type": "phase", "time": 10.5, "phase": "loading_model", "message": "model: a GGUF file"},
+        {"type": "phase", "time": 11.5, "phase": "loading_model", "message": "preparing the trainer (tokenizing 9 pairs)"},
+        {"type": "phase", "time": 13.0, "phase": "loading_model", "message": "scoring 0/9", "done": 0, "total": 9},
+        {"type": "phase", "time": 16.0, "phase": "loading_model", "message": "scored 9", "done": 9, "total": 9},
+        {"type": "phase", "time": 16.5, "phase": "training", "message": "3 steps"},
+        {"type": "step", "time": 18.0, "step": 1},
+    ]
+    parts = startup_breakdown(events)
+    assert list(parts) == list(STARTUP_PARTS)
+    assert parts == {"imports": 8.0, "data": 0.5, "model": 1.0, "tokenizing": 1.5, "reference": 3.0,
+                     "trainer": 0.5, "first step": 1.5}
+    assert sum(parts.values()) == 18.0 - 2.0

@@ -9,8 +9,12 @@ DESCRIPTION = """\
 Train the same pairs with the same hyperparameters and number of optimizer steps under several
 pipelines (plain TRL with its defaults, Unsloth as its notebooks configure it, and ours), each in its
 own process, and print pairs/s, tokens/s, time to the first step, peak GPU memory and the end-of-run
-loss, margin and accuracy, with the ratio to plain TRL. Pipelines that need CUDA or Unsloth are
-skipped (with the reason) where those are missing."""
+loss, margin and accuracy, with the ratio to plain TRL, then where each pipeline's time to the first
+step went (imports, data, model, tokenizing, reference pass, trainer, first step). pairs/s is the
+steady state: the pairs of the steps over the time they took, leaving out steps that recorded a new
+CUDA graph shape. Every pipeline starts cold, with its own empty dataset cache (set
+DPO_TUTOR_DATASET_CACHE to share one). Pipelines that need CUDA or Unsloth are skipped (with the
+reason) where those are missing."""
 
 
 DEFAULT_PIPELINES = ("trl-defaults", "unsloth-notebook", "ours-hf", "ours-hf-eager", "ours-unsloth", "low-memory",
