@@ -129,3 +129,33 @@ def test_startup_breakdown_names_where_the_first_step_went():
     assert parts == {"imports": 8.0, "data": 0.5, "model": 1.0, "tokenizing": 1.5, "reference": 3.0,
                      "trainer": 0.5, "first step": 1.5}
     assert sum(parts.values()) == 18.0 - 2.0
+
+
+def test_the_runs_pairs_per_s_is_taken_over_several_steps(monkeypatch):
+    """Recorded steps' logs come one step late, so single gaps alternate short and long (0.05 s / 0.45 s
+    here, 0.25 s a step): the rate shown is over the last 8 steps, not the last gap; an evaluation's
+    time is not counted."""
+    from types import SimpleNamespace
+
+    from dpo_tutor.engine.train import callback as module
+
+    clock = [0.0]
+    monkeypatch.setattr(module.time, "perf_counter", lambda: clock[0])
+    emitted = []
+    cb = module.EventCallback(lambda type, **f: emitted.append((type, f)), pairs_per_step=32,
+                              stop=module.StopRequest())
+    args = SimpleNamespace(device="cpu", world_size=1)
+    state = SimpleNamespace(global_step=0, max_steps=20, is_world_process_zero=True)
+    cb.on_train_begin(args, state, None)
+    for step in range(1, 12):
+        clock[0] += 0.05 if step % 2 else 0.45
+        state.global_step = step
+        cb.on_log(args, state, None, logs={"loss": 0.6})
+    rates = [f["metrics"]["pairs_per_s"] for t, f in emitted if t == "step"]
+    assert rates[-1] == pytest.approx(32 / 0.25, rel=0.15) and rates[-2] == pytest.approx(32 / 0.25, rel=0.15)
+    clock[0] += 30.0  # an evaluation; its log comes at its end
+    cb.on_log(args, state, None, logs={"eval_loss": 0.5})
+    clock[0] += 0.25
+    state.global_step = 12
+    cb.on_log(args, state, None, logs={"loss": 0.6})
+    assert emitted[-1][1]["metrics"]["pairs_per_s"] == pytest.approx(32 / 0.25)

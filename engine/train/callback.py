@@ -10,6 +10,7 @@ all of them at the same step.
 
 from __future__ import annotations
 
+import collections
 import os
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from transformers import TrainerCallback
 
 from ..events import sanitize_metrics
 from .control import StopRequest, injected_oom_step, make_oom_error  # noqa: F401 - re-exported
+
+RATE_WINDOW = 8  # logged steps that pairs/s and tokens/s are measured over
 
 
 class EventCallback(TrainerCallback):
@@ -40,9 +43,10 @@ class EventCallback(TrainerCallback):
         self.compiling = compiling
         self.total_steps = 0
         self.last_step = 0
-        self._last_time: float | None = None
-        self._last_log_step = 0
-        self._last_tokens: float | None = None
+        # (time, step, tokens) of the last RATE_WINDOW logged steps: pairs/s and tokens/s are taken over
+        # them, since with recorded steps each log is written one step late and single gaps alternate
+        # short and long (trainer.py)
+        self._marks: collections.deque = collections.deque(maxlen=RATE_WINDOW + 1)
         self.first_step_time: float | None = None
         self.first_step_at: float | None = None  # wall clock, to measure from process start
         self.train_begin: float | None = None
@@ -53,8 +57,9 @@ class EventCallback(TrainerCallback):
     # ---- lifecycle -----------------------------------------------------------------------------
     def on_train_begin(self, args, state, control, **kwargs):
         self.total_steps = int(state.max_steps or 0)
-        self.train_begin = self._last_time = time.perf_counter()
-        self._last_log_step = int(state.global_step)
+        self.train_begin = time.perf_counter()
+        self._marks.clear()
+        self._marks.append((self.train_begin, int(state.global_step), None))
         if not state.is_world_process_zero:
             return
         start = int(state.global_step)
@@ -98,24 +103,26 @@ class EventCallback(TrainerCallback):
             self.evals.append({"step": step, **metrics})
             if step > self.skip_through_step or not self.history:
                 self.emit("eval", step=step, metrics=metrics)
+            last = self._marks[-1] if self._marks else (None, step, None)
+            self._marks.clear()  # the evaluation's time is not training time
+            self._marks.append((time.perf_counter(), step, last[2]))
             return
         if "loss" not in logs:  # the end-of-training summary (train_runtime, train_loss, ...)
             return
         now = time.perf_counter()
         metrics = sanitize_metrics(logs)
-        steps_done = max(1, step - self._last_log_step)
-        elapsed = max(1e-9, now - (self._last_time or now))
+        since, since_step, since_tokens = self._marks[0] if self._marks else (now, step - 1, None)
+        steps_done = max(1, step - since_step)
+        elapsed = max(1e-9, now - since)
         metrics["pairs_per_s"] = steps_done * self.pairs_per_step / elapsed
         tokens = metrics.pop("num_tokens", None)
         if tokens is not None:
-            delta = tokens - self._last_tokens if self._last_tokens is not None and tokens >= self._last_tokens else tokens
+            delta = tokens - since_tokens if since_tokens is not None and tokens >= since_tokens else tokens
             metrics["tokens_per_s"] = delta / elapsed
-            self._last_tokens = tokens
         metrics.update(gpu_memory())
         if per_device is not None:
             metrics["gpu_mem_gib_per_device"], metrics["gpu_mem_peak_gib_per_device"] = per_device
-        self._last_time = now
-        self._last_log_step = step
+        self._marks.append((now, step, tokens))
         if self.first_step_time is None and self.train_begin is not None:
             self.first_step_time = now - self.train_begin
             self.first_step_at = time.time()
