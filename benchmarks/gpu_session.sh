@@ -31,6 +31,19 @@ python3 -m compileall -q -j 16 /tmp/site ${PYTHONPYCACHEPREFIX:+"$(python3 -c 'i
 log "byte-compiled in $(( $(date +%s) - t )) s"
 
 case $stage in
+startprobe)
+  # where the default recipe's start goes on the lent machine: cProfile of a cold start (2 steps), then
+  # the bench's ours-hf alone, twice, for the spread of its first step
+  log "cProfile of the default recipe's start"
+  DPO_TUTOR_DATASET_CACHE=/tmp/dc-probe timeout 120 python3 -m cProfile -o "$OUT/x/start.prof" -m dpo_tutor train --model "$DPO_GGUF" \
+    --data "$DATA" --max-steps 2 --out /tmp/runs/probe --quiet > /dev/null 2>&1; log "probe rc=$?"
+  cp /tmp/runs/probe/events.jsonl "$OUT/x/probe-events.jsonl"
+  for i in 1 2; do
+    timeout 120 python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps 18 --max-pairs 576 --pipelines ours-hf \
+      --out /tmp/bench-$i > "$OUT/x/bench-$i.txt" 2>/dev/null; log "bench $i rc=$?"
+    tail -3 "$OUT/x/bench-$i.txt"
+  done
+  ;;
 round7)
   # where the imports' time goes, where the host still waits for the GPU, then the bench and the default recipe
   [ -n "${SKIP_PROBES:-}" ] || {
