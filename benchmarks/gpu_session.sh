@@ -15,6 +15,9 @@ if [ "${PYCACHE:-1}" = 1 ]; then
   unset PYTHONDONTWRITEBYTECODE
   export PYTHONPYCACHEPREFIX=/tmp/pycache
 fi
+# ../shared/gpu's setup.sh sets TOKENIZERS_PARALLELISM=false; a user's machine leaves it unset, and the
+# batched tokenizing (engine/train/fast_prep.py) splits a batch over threads only then. TOKENIZERS_SERIAL=1 keeps it.
+[ -n "${TOKENIZERS_SERIAL:-}" ] || unset TOKENIZERS_PARALLELISM
 DATA=$R/.gpu/data/harmless-base-test.jsonl.gz
 X=${EXTRA_TRAIN_FLAGS:-}  # rehearsal on a CPU: EXTRA_TRAIN_FLAGS="--max-steps 20 --max-length 128" DPO_GGUF=tiny
 if [ -z "${LOCAL_REHEARSAL:-}" ]; then
@@ -31,6 +34,19 @@ python3 -m compileall -q -j 16 /tmp/site ${PYTHONPYCACHEPREFIX:+"$(python3 -c 'i
 log "byte-compiled in $(( $(date +%s) - t )) s"
 
 case $stage in
+startagain)
+  # the first step with the tokenizer's threads on: ours-hf twice, and the default recipe's cold start
+  for i in 1 2; do
+    timeout 100 python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps 18 --max-pairs 576 --pipelines ours-hf \
+      --out /tmp/bench-$i > "$OUT/bench-$i.txt" 2>/dev/null; log "bench $i rc=$?"
+    head -3 "$OUT/bench-$i.txt" | tail -1; tail -1 "$OUT/bench-$i.txt"
+  done
+  DPO_TUTOR_DATASET_CACHE=/tmp/dc-again timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 \
+    --out /tmp/runs/default-start --quiet > /dev/null 2>&1; log "default start rc=$?"
+  cp /tmp/runs/default-start/events.jsonl "$OUT/default-start-events.jsonl"
+  python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default-start 2>&1 | tail -1
+  log "done $stage"; exit 0
+  ;;
 startprobe)
   # where the default recipe's start goes on the lent machine: cProfile of a cold start (2 steps), then
   # the bench's ours-hf alone, twice, for the spread of its first step
