@@ -142,28 +142,46 @@ def available(pipeline: Pipeline) -> str:
     return ""
 
 
-def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2) -> float | None:
-    """Steady-state pairs per second, from the (skip+1)-th step on: the pairs of the steps kept over the
-    time those steps took (a sum, not a median: recorded steps' logs are written one step late, so the
-    gap between two step events alternates short and long while their sum stays the time the steps took).
-
-    Left out: a step that recorded a new CUDA graph shape (an eager step plus a recording, a one-off; in a
-    short length-grouped run that is many steps) and the step after it (its log waited for the recording),
-    and one-off stalls of more than 3x the median step (a recompile)."""
+def steady_gaps(steps: list[dict[str, Any]], skip: int = 2) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The consecutive (step, next step) pairs the steady state is measured over, from the (skip+1)-th
+    step on. Left out: a step that recorded a new CUDA graph shape (an eager step plus a recording, a
+    one-off; in a short length-grouped run that is many steps) and the step after it (its log waited for
+    the recording), and one-off stalls of more than 3x the median step (a recompile)."""
     if len(steps) < skip + 2:
         skip = 0
-    gaps: list[tuple[float, int]] = []
+    gaps = []
     after_recording = False
     for a, b in itertools.pairwise(steps[skip:]):
         recorded = _recorded_between(a, b)
         if not recorded and not after_recording and b["time"] > a["time"]:
-            gaps.append((b["time"] - a["time"], max(1, b["step"] - a["step"])))
+            gaps.append((a, b))
         after_recording = recorded
     if not gaps:
+        return []
+    per_step = [(b["time"] - a["time"]) / max(1, b["step"] - a["step"]) for a, b in gaps]
+    typical = statistics.median(per_step)
+    return [gap for gap, t in zip(gaps, per_step, strict=True) if t <= 3 * typical]
+
+
+def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2) -> float | None:
+    """Steady-state pairs per second: the pairs of the steps `steady_gaps` keeps over the time those
+    steps took (a sum, not a median: recorded steps' logs are written one step late, so the gap between
+    two step events alternates short and long while their sum stays the time the steps took)."""
+    gaps = steady_gaps(steps, skip)
+    if not gaps:
         return None
-    typical = statistics.median(t / n for t, n in gaps)
-    kept = [(t, n) for t, n in gaps if t / n <= 3 * typical]
-    return pairs_per_step * sum(n for _, n in kept) / sum(t for t, _ in kept)
+    return pairs_per_step * sum(max(1, b["step"] - a["step"]) for a, b in gaps) / sum(b["time"] - a["time"] for a, b in gaps)
+
+
+def steady_tokens_rate(steps: list[dict[str, Any]], skip: int = 2) -> float | None:
+    """Tokens per second over the same steps as `steady_rate`, from the running token count each step
+    logs (`tokens_seen`); None for logs without it."""
+    gaps = [(a, b) for a, b in steady_gaps(steps, skip)
+            if "tokens_seen" in a.get("metrics", {}) and "tokens_seen" in b.get("metrics", {})]
+    if not gaps:
+        return None
+    tokens = sum(b["metrics"]["tokens_seen"] - a["metrics"]["tokens_seen"] for a, b in gaps)
+    return tokens / sum(b["time"] - a["time"] for a, b in gaps)
 
 
 def _recorded_between(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -243,8 +261,10 @@ def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5) -> BenchResu
     if steps:
         result.pairs_per_s = steady_rate(steps, EFFECTIVE_BATCH)
         result.run_pairs_per_s = run_rate(steps, EFFECTIVE_BATCH)
-        tok = [s["metrics"].get("tokens_per_s") for s in steps[2:] if s["metrics"].get("tokens_per_s")]
-        result.tokens_per_s = statistics.median(tok) if tok else None
+        result.tokens_per_s = steady_tokens_rate(steps)
+        if result.tokens_per_s is None:  # logs from before tokens_seen: the median of the steps' own rates
+            tok = [s["metrics"].get("tokens_per_s") for s in steps[2:] if s["metrics"].get("tokens_per_s")]
+            result.tokens_per_s = statistics.median(tok) if tok else None
         last = [s["metrics"] for s in steps[-tail:]]
         result.loss = statistics.fmean(m["loss"] for m in last if "loss" in m)
         result.margin = statistics.fmean(m.get("rewards/margins", 0.0) for m in last)

@@ -13,7 +13,7 @@ Every event has `v` (schema version), `type`, `time` (unix seconds). Types and t
   (the reference pass: pairs scored so far, of how many)
 - `step`: step, total_steps, epoch, metrics{TRL's names: loss, rewards/chosen, rewards/rejected,
   rewards/margins, rewards/accuracies, logps/chosen, logps/rejected, learning_rate, grad_norm, ... plus
-  pairs_per_s, tokens_per_s, gpu_mem_gib, gpu_mem_peak_gib; on CUDA also gpu_mem_gib_per_device and
+  pairs_per_s, tokens_per_s, tokens_seen (running count), gpu_mem_gib, gpu_mem_peak_gib; on CUDA also gpu_mem_gib_per_device and
   gpu_mem_peak_gib_per_device, lists in rank order}
 - `eval`: step, metrics{eval_loss, eval_rewards/..., ...}
 - `checkpoint`: step, path

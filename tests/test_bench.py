@@ -159,3 +159,16 @@ def test_the_runs_pairs_per_s_is_taken_over_several_steps(monkeypatch):
     state.global_step = 12
     cb.on_log(args, state, None, logs={"loss": 0.6})
     assert emitted[-1][1]["metrics"]["pairs_per_s"] == pytest.approx(32 / 0.25)
+
+
+def test_tokens_per_s_is_counted_over_the_same_steps_as_pairs_per_s():
+    from dpo_tutor.engine.bench import steady_tokens_rate
+
+    # step 3 records a shape (left out with the step after it); 1,000 tokens a step, 0.25 s a step
+    times = [0.0, 0.25, 0.5, 2.5, 2.51, 2.76, 3.01, 3.26]
+    recorded = [1, 1, 1, 2, 2, 2, 2, 2]
+    steps = [{"step": i + 1, "time": t, "metrics": {"cuda_graph_recordings": r, "tokens_seen": 1000 * (i + 1)}}
+             for i, (t, r) in enumerate(zip(times, recorded, strict=True))]
+    assert steady_rate(steps, 32, skip=0) == pytest.approx(32 / 0.25)
+    assert steady_tokens_rate(steps, skip=0) == pytest.approx(1000 / 0.25)
+    assert steady_tokens_rate([{**s, "metrics": {}} for s in steps], skip=0) is None  # older logs

@@ -2,7 +2,7 @@
 
 `on_log` receives TRL's metrics (loss, rewards/*, logps/*, learning_rate, grad_norm, epoch; eval ones
 prefixed `eval_`) without a step number: the step is `state.global_step`. To each step it adds
-pairs_per_s, tokens_per_s, gpu_mem_gib and gpu_mem_peak_gib (this process), and on CUDA
+pairs_per_s, tokens_per_s, tokens_seen, gpu_mem_gib and gpu_mem_peak_gib (this process), and on CUDA
 gpu_mem_gib_per_device / gpu_mem_peak_gib_per_device (lists in rank order, gathered from every
 process). Only the main process writes; with several processes a stop request on any of them stops
 all of them at the same step.
@@ -119,6 +119,7 @@ class EventCallback(TrainerCallback):
         if tokens is not None:
             delta = tokens - since_tokens if since_tokens is not None and tokens >= since_tokens else tokens
             metrics["tokens_per_s"] = delta / elapsed
+            metrics["tokens_seen"] = tokens  # running count: rates over any steps (engine/bench.py)
         metrics.update(gpu_memory())
         if per_device is not None:
             metrics["gpu_mem_gib_per_device"], metrics["gpu_mem_peak_gib_per_device"] = per_device
