@@ -46,7 +46,7 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
         return original(self, batch, scale)
 
     monkeypatch.setattr(graphed_step.StepGraphs, "step", counting)
-    from dpo_tutor.engine.train import trainer as trainer_module
+    from dpo_tutor.engine.train import lagged_log as trainer_module
 
     written = []  # (the step a log is of, the step the trainer is at when it is written)
     original_log = trainer_module._LaggedLog.__init__
