@@ -103,9 +103,9 @@ class EventCallback(TrainerCallback):
             self.evals.append({"step": step, **metrics})
             if step > self.skip_through_step or not self.history:
                 self.emit("eval", step=step, metrics=metrics)
-            last = self._marks[-1] if self._marks else (None, step, None)
+            tokens = self._marks[-1][2] if self._marks else None
             self._marks.clear()  # the evaluation's time is not training time
-            self._marks.append((time.perf_counter(), step, last[2]))
+            self._marks.append((time.perf_counter(), step, tokens))
             return
         if "loss" not in logs:  # the end-of-training summary (train_runtime, train_loss, ...)
             return

@@ -629,7 +629,9 @@ def reference_batch_size(batch_size: int) -> int:
 
 def nonblocking_copies() -> bool:
     """Whether batches go to the GPU without the host waiting (recorded steps; DPO_TUTOR_NONBLOCKING=0: wait)."""
-    return os.environ.get("DPO_TUTOR_NONBLOCKING", "1").strip() != "0"
+    from .knobs import switched_on
+
+    return switched_on("DPO_TUTOR_NONBLOCKING")
 
 
 def _process_start() -> float:

@@ -28,9 +28,9 @@ ENV = "DPO_TUTOR_FAST_PREP"  # "0": TRL's own passes (a measurement knob)
 
 
 def enabled() -> bool:
-    import os
+    from .knobs import switched_on
 
-    return os.environ.get(ENV, "1").strip() != "0"
+    return switched_on(ENV)
 
 
 def batched_tokenization_applies(dataset: Any, processing_class: Any, world: int) -> bool:

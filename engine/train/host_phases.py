@@ -127,7 +127,7 @@ def sync_debug_from_env():
     previous = warnings.showwarning
 
     def note(message, category, filename, lineno, file=None, line=None):
-        if "synchroniz" not in str(message):
+        if "called a synchronizing" not in str(message):  # torch's warning (not its notice about the mode)
             return previous(message, category, filename, lineno, file, line)
         frames = [f for f in traceback.extract_stack()[:-1] if "warnings" not in f.filename][-10:]
         stacks[f"{message}\n" + "".join(traceback.format_list(frames))] += 1
@@ -137,7 +137,7 @@ def sync_debug_from_env():
             if not torch.cuda.is_available():
                 return
             if state.global_step == 5:
-                warnings.filterwarnings("always", message=".*synchroniz.*")
+                warnings.filterwarnings("always", message=".*called a synchronizing.*")
                 warnings.showwarning = note
                 torch.cuda.set_sync_debug_mode("warn")
             elif state.global_step == 9:

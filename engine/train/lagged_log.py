@@ -11,9 +11,10 @@ GPU until read; TRL's eager step reads its own at once anyway.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
+
+from .knobs import switched_on
 
 LOG_LAG_ENV = "DPO_TUTOR_LOG_LAG"  # "0": recorded steps' values are read at their own step (waits for the GPU)
 
@@ -21,7 +22,7 @@ LOG_LAG_ENV = "DPO_TUTOR_LOG_LAG"  # "0": recorded steps' values are read at the
 def log_lag() -> bool:
     """Whether a recorded step's logged values are read one step later, once the GPU is past them,
     instead of at once (a wait for the GPU with nothing queued behind it). Default on."""
-    return os.environ.get(LOG_LAG_ENV, "1").strip() != "0"
+    return switched_on(LOG_LAG_ENV)
 
 
 @dataclass

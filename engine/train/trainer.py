@@ -18,7 +18,6 @@ reference pass, are batched and length-ordered (`fast_prep.py`).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 
@@ -28,7 +27,9 @@ REF_PROGRESS_S = 2.0  # how often the reference pass reports its progress
 def graph_reference() -> bool:
     """Whether the reference pass is replayed as recorded graphs too (DPO_TUTOR_GRAPH_REFERENCE=0: eager,
     a measurement knob)."""
-    return os.environ.get("DPO_TUTOR_GRAPH_REFERENCE", "1").strip() != "0"
+    from .knobs import switched_on
+
+    return switched_on("DPO_TUTOR_GRAPH_REFERENCE")
 
 
 @dataclass
