@@ -29,6 +29,7 @@ import pytest
 from conftest import record_notifications, start_tiny_run_from_form, steps_of
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
+from dpo_tutor.engine.train.driver import checkpoint_complete
 
 # A tiny run: the random model, short rows, one pair per step; fast enough on two CPU cores.
 TINY = ["--model", "tiny", "--batch-size", "2", "--grad-accum", "1", "--max-length", "64", "--lr", "5e-3",
@@ -100,11 +101,15 @@ def test_sigkill_leaves_a_readable_interrupted_run_that_resumes_without_repeatin
     # What a kill in the middle of writing leaves: a torn last line, a checkpoint folder half made.
     with open(run / "events.jsonl", "a", encoding="utf-8") as f:
         f.write('{"v": 1, "type": "step", "step": 99999, "metr')
+    # (the kill can land while the last checkpoint's trainer_state.json is written: that one is torn too)
     complete = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("checkpoint-*")
-                      if (p / "trainer_state.json").exists())
+                      if checkpoint_complete(p))
     half = run / "checkpoints" / "checkpoint-99998"
     half.mkdir()
     (half / "adapter_model.safetensors").write_bytes(b"\0" * 10)  # no trainer_state.json: not complete
+    torn = run / "checkpoints" / "checkpoint-99997"
+    torn.mkdir()
+    (torn / "trainer_state.json").write_text("")  # killed as the Trainer opened its last file
 
     events = read_events(run)
     logged = steps_of(events)

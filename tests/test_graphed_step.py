@@ -34,18 +34,28 @@ def _steps(events):
     return [e["metrics"] for e in events if e["type"] == "step"]
 
 
-def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
+@pytest.mark.parametrize("packed", [True, False])  # the default (packing.py), and TRL's two rows a pair
+def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed):
     plain = _run(tmp_path, "plain")
+    monkeypatch.setenv("DPO_TUTOR_PACK", "1" if packed else "0")
     monkeypatch.setattr(graphed_step, "wanted", lambda *a, **k: True)  # as on a CUDA GPU
     monkeypatch.setattr(graphed_step, "BUCKET", 16)  # the bundled sample's pairs are short: several shapes
     recorded = []
     original = graphed_step.StepGraphs.step
 
     def counting(self, batch, scale):
-        recorded.append((tuple(batch["input_ids"].shape), scale))
+        recorded.append((tuple(batch["input_ids"].shape), scale, "pack_input_ids" in batch))
         return original(self, batch, scale)
 
     monkeypatch.setattr(graphed_step.StepGraphs, "step", counting)
+    packed_references = []
+    original_reference = graphed_step.packed_reference_logps
+
+    def counting_reference(model, batch):
+        packed_references.append(batch["pack_input_ids"].shape)
+        return original_reference(model, batch)
+
+    monkeypatch.setattr(graphed_step, "packed_reference_logps", counting_reference)
     from dpo_tutor.engine.train import lagged_log as trainer_module
 
     written = []  # (the step a log is of, the step the trainer is at when it is written)
@@ -59,7 +69,8 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
     graphed = _run(tmp_path, "graphed")
 
     assert len(recorded) == 12  # 6 steps x 2 accumulated micro-batches, all through our step
-    assert {scale for _, scale in recorded} == {0.5}
+    assert {scale for _, scale, _ in recorded} == {0.5}
+    assert {was_packed for *_, was_packed in recorded} == {packed}
     phases = [e.get("message", "") for e in graphed if e["type"] == "phase"]
     assert any(m.startswith("CUDA graphs: each step shape") for m in phases)
     finished = [e for e in graphed if e["type"] == "finished"][0]["summary"]["cuda_graphs"]
@@ -68,6 +79,7 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
     assert recorded["step"] + replayed["step"] == 12
     # the reference pass too: 63 training pairs in batches of 8, and the 4 held-out pairs
     assert recorded["reference"] >= 2 and recorded["reference"] + replayed["reference"] == 8 + 1
+    assert len(packed_references) == (8 if packed else 0)  # the train pairs' in the packed layout
 
     a, b = _steps(plain), _steps(graphed)
     assert len(a) == len(b) == 6
@@ -82,8 +94,12 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch):
     assert order(graphed) == order(plain)
     for number, (step_a, step_b) in enumerate(zip(a, b, strict=True), start=1):
         for key in METRICS:
-            if key == "rewards/accuracies" and number == 1:
-                continue  # policy == reference: rewards of ~1e-8 either way decide TRL's strict ">"
+            if key.startswith("rewards/") and number == 1:
+                # policy == reference: the rewards are the rounding of log-prob sums of ~-900 (~1e-5)
+                # and their sign decides TRL's strict ">" of the accuracy
+                if key != "rewards/accuracies":
+                    assert abs(step_b[key]) < 1e-4 and abs(step_a[key]) < 1e-4
+                continue
             assert step_b[key] == pytest.approx(step_a[key], rel=1e-4, abs=1e-5), (number, key)
     # the weights moved (equal metrics cannot come from two runs that both did nothing)
     assert max(abs(step["rewards/margins"]) for step in a[1:]) > 1e-2

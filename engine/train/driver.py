@@ -17,6 +17,7 @@ and a `stopped` event written. CUDA out of memory ends as `failed` with remedies
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
@@ -93,15 +94,24 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+def checkpoint_complete(path: Path) -> bool:
+    """Whether a checkpoint folder was written to the end: its trainer_state.json, which the Trainer
+    writes last, is there and reads as JSON (a kill while it is written leaves it empty or torn)."""
+    try:
+        return isinstance(json.loads((path / "trainer_state.json").read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint (one with trainer_state.json, which the Trainer writes last)."""
+    """The newest complete checkpoint (`checkpoint_complete`)."""
     folder = run_dir / CHECKPOINTS_DIR
     if not folder.is_dir():
         return None
     found = []
     for path in folder.glob("checkpoint-*"):
         tail = path.name.rsplit("-", 1)[-1]
-        if tail.isdigit() and (path / "trainer_state.json").exists():
+        if tail.isdigit() and checkpoint_complete(path):
             found.append((int(tail), path))
     return max(found)[1] if found else None
 

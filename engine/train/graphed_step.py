@@ -32,6 +32,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .packing import KEYS as PACKED_KEYS
+
 BUCKET = 64  # padded lengths are multiples of this: few shapes (few recordings), little padding
 
 # The statistics vector a step returns, in this order (everything TRL's step logs).
@@ -40,6 +42,7 @@ STATS = (
     "rejected_logits_sum", "rejected_tokens", "correct_tokens", "rewards_chosen", "rewards_rejected",
     "rewards_accuracy", "rewards_margin", "logps_chosen", "logps_rejected",
 )
+PACKED = "pack_input_ids"  # a batch with this key is packed (packing.py)
 HEAD_OUTPUTS = ("log_probs", "entropy", "mean_logits", "is_top1")  # what TRL's DPO asks its fused head for
 
 
@@ -171,6 +174,68 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
         ])
 
 
+def _packed_per_token(model: Any, batch: dict[str, Any], outputs: tuple[str, ...]) -> tuple[Any, ...]:
+    """TRL's fused-head outputs ([N] each, None where not asked) for the answer tokens of a packed batch
+    (`packing.py`): the decoder stack over the packed rows with their positions and pair mask, then
+    TRL's chunked log-prob kernel on the hidden state that predicts each answer token."""
+    from trl.trainer import utils as trl_utils
+
+    from .packing import attention_bias
+
+    causal_lm = model.get_base_model()
+    backbone = causal_lm.base_model
+    head = causal_lm.get_output_embeddings().weight
+    ids = batch["pack_input_ids"]
+    mask = attention_bias(batch["pack_segment"], batch["pack_branch"], head.dtype)
+    hidden = backbone(input_ids=ids, attention_mask=mask, position_ids=batch["pack_position_ids"],
+                      use_cache=False).last_hidden_state
+    chosen = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch["pack_source"])
+    return trl_utils._ChunkedLogProbFunction.apply(
+        chosen, head, None, batch["pack_labels"], 1.0, trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0, outputs,
+    )
+
+
+def packed_step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: Any) -> Any:
+    """`step_statistics` on a packed batch (prompt once, answers' tokens only): the same loss, backward
+    and statistics vector, from the same log-probs."""
+    import torch
+    import torch.nn.functional as F
+
+    log_probs, entropy, _, mean_logits, is_top1 = _packed_per_token(model, batch, HEAD_OUTPUTS)
+    weight = batch["pack_weight"]
+    pairs = batch["pack_num_tokens"].shape[0]
+    member = _membership(batch)
+    logps = _sequence_sums(member, log_probs)
+    chosen_logps, rejected_logps = logps.chunk(2, dim=0)
+    chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
+    rejected_logratios = rejected_logps - batch["ref_rejected_logps"]
+    loss = (-F.logsigmoid(beta * (chosen_logratios - rejected_logratios))).mean()
+    (loss * scale).backward()
+
+    with torch.no_grad():
+        chosen_slot = member[:pairs].sum(dim=0)
+        rejected_slot = member[pairs:].sum(dim=0)
+        chosen_rewards = beta * chosen_logratios.detach()
+        rejected_rewards = beta * rejected_logratios.detach()
+        return torch.stack([
+            loss.detach().float(),
+            (entropy.detach().float() * weight).sum(),
+            weight.sum(),
+            batch["pack_num_tokens"].sum(),
+            (mean_logits.float() * chosen_slot).sum(),
+            chosen_slot.sum(),
+            (mean_logits.float() * rejected_slot).sum(),
+            rejected_slot.sum(),
+            (is_top1.float() * chosen_slot).sum(),
+            chosen_rewards.mean(),
+            rejected_rewards.mean(),
+            (chosen_rewards > rejected_rewards).float().mean(),
+            (chosen_rewards - rejected_rewards).mean(),
+            chosen_logps.detach().mean(),
+            rejected_logps.detach().mean(),
+        ])
+
+
 def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
     """The reference's summed completion log-probs of a right-padded batch ([2B]: chosen rows, then
     rejected rows): the base model (adapter off), no gradient, no host synchronisation."""
@@ -179,6 +244,30 @@ def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
     with torch.no_grad(), model.disable_adapter():
         log_probs = _per_token(model, batch["input_ids"], ("log_probs",))[0]
         return (log_probs * batch["completion_mask"][:, 1:].to(torch.float32)).sum(dim=1)
+
+
+def packed_reference_logps(model: Any, batch: dict[str, Any]) -> Any:
+    """`reference_logps` of a packed batch ([2B]: chosen sides, then rejected sides)."""
+    import torch
+
+    with torch.no_grad(), model.disable_adapter():
+        log_probs = _packed_per_token(model, batch, ("log_probs",))[0]
+        return _sequence_sums(_membership(batch), log_probs)
+
+
+def _sequence_sums(member: Any, log_probs: Any) -> Any:
+    """Each sequence's summed answer log-probs ([2B]) from per-slot values: fp32 sums (a matmul could
+    run in TF32)."""
+    return (member * log_probs.float()[None, :]).sum(dim=1)
+
+
+def _membership(batch: dict[str, Any]) -> Any:
+    """[2B, N]: 1 where answer slot n belongs to sequence s (chosen sides first, as TRL's rows)."""
+    import torch
+
+    owner = batch["pack_owner"]
+    sides = torch.arange(2 * batch["pack_num_tokens"].shape[0], device=owner.device)
+    return (owner[None, :] == sides[:, None]).to(torch.float32) * batch["pack_weight"][None, :]
 
 
 def record_metrics(trainer: Any, values: list[float]) -> None:
@@ -320,6 +409,10 @@ class StepGraphs:
         }
 
     def _fill(self, static: dict[str, Any], batch: dict[str, Any]) -> None:
+        if PACKED in static:  # packed batches come in their bucketed shapes
+            for key, tensor in static.items():
+                tensor.copy_(batch[key])
+            return
         length = batch["input_ids"].shape[1]
         for key in ("input_ids", "attention_mask", "completion_mask"):
             static[key][:, :length].copy_(batch[key])
@@ -331,50 +424,65 @@ class StepGraphs:
 
     def knows(self, batch: dict[str, Any], kind: str = "step") -> bool:
         """Whether this batch's shape is recorded already (its step is a replay)."""
+        if kind == "step" and PACKED in batch:
+            kind = "packed"
+        return self._key(kind, batch) in self.recorded
+
+    def _key(self, kind: str, batch: dict[str, Any]) -> tuple:
+        if kind.startswith("packed"):  # the collator made the shapes (bucketed): rows, row length, answer slots
+            return (kind, *batch[PACKED].shape, batch["pack_source"].shape[0], batch["pack_num_tokens"].shape[0])
         rows, length = batch["input_ids"].shape
-        return (kind, rows, bucket_length(length, self.max_length)) in self.recorded
+        return (kind, rows, bucket_length(length, self.max_length))
 
     def step(self, batch: dict[str, Any], scale: float) -> Any:
         """Train on one micro-batch (gradients into `.grad`); return the statistics (STATS order) as a
         tensor on the device, not read yet: reading waits for the GPU, and the host has the optimizer
         step to launch meanwhile."""
         self._bind_grads()
-        return self._run("step", batch, scale)
+        return self._run("packed" if PACKED in batch else "step", batch, scale)
 
     def reference(self, batch: dict[str, Any]) -> Any:
         """The reference log-probs of a batch ([2B] on the device; TRL's precompute pass copies them)."""
-        return self._run("reference", batch, 0.0)
+        return self._run("packed-reference" if PACKED in batch else "reference", batch, 0.0)
 
     def _compute(self, kind: str, inputs: dict[str, Any], scale: Any) -> Any:
         with recordable(self.model):
             if kind == "step":
                 return step_statistics(self.model, inputs, beta=self.beta, scale=scale)
+            if kind == "packed":
+                return packed_step_statistics(self.model, inputs, beta=self.beta, scale=scale)
+            if kind == "packed-reference":
+                return packed_reference_logps(self.model, inputs)
             return reference_logps(self.model, inputs)
 
     def _run(self, kind: str, batch: dict[str, Any], scale: float) -> Any:
         import torch
 
-        rows, length = batch["input_ids"].shape
-        key = (kind, rows, bucket_length(length, self.max_length))
+        key = self._key(kind, batch)
+        counter = "reference" if kind.endswith("reference") else "step"
         entry = self.recorded.get(key)
         if entry is not None:
             self._fill(entry.inputs, batch)
             entry.scale.fill_(scale)
-            self.replays[kind] += 1
+            self.replays[counter] += 1
             if entry.graph is None:  # off a GPU: the same computation, run again eagerly (the tests' path)
                 return self._compute(kind, entry.inputs, entry.scale)
             entry.graph.replay()
             return entry.output.clone()  # the next replay overwrites the graph's own output
 
         device = batch["input_ids"].device
-        inputs = self._static_inputs(rows, key[2], device)
+        if kind.startswith("packed"):
+            refs = ("ref_chosen_logps", "ref_rejected_logps") if kind == "packed" else ()
+            inputs = {k: torch.empty_like(batch[k]) for k in (*PACKED_KEYS, *refs)}
+        else:
+            inputs = self._static_inputs(key[1], key[2], device)
         self._fill(inputs, batch)
         scale_tensor = torch.full((), scale, dtype=torch.float32, device=device)
         if device.type != "cuda":
             self.recorded[key] = _Recorded(None, inputs, scale_tensor, None)
-            self.recordings[kind] += 1
+            self.recordings[counter] += 1
             return self._compute(kind, inputs, scale_tensor)
-        if self.recordings[kind] and not warm_each_shape():
+        if self.recordings[counter] and not warm_each_shape():
             # Kernels, handles and the capture stream are warm from the first recording: record this
             # shape straight away and replay it (a recording runs nothing).
             try:
@@ -409,4 +517,4 @@ class StepGraphs:
             # autograd replaced a `.grad` instead of adding into it: a replay would write elsewhere
             raise RuntimeError("a recorded step did not accumulate into the bound gradients")
         self.recorded[key] = _Recorded(graph, inputs, scale, output)
-        self.recordings[key[0]] += 1
+        self.recordings["reference" if key[0].endswith("reference") else "step"] += 1

@@ -125,11 +125,26 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 pass  # TRL's own fingerprint: correct, only not found again by the next run
             self._ref_pass = _ReferencePass(name, len(dataset))
             self._report_ref_pass(force=True)
+            standard = self.data_collator
+            if name == "train" and self._packs_reference():
+                # The reference scores the training pairs in the layout the recorded steps train on
+                # (packing.py: each prompt once), so policy and reference log-probs of a pair come from
+                # the same kernels. Held-out pairs keep TRL's rows, as evaluation does.
+                from . import packing
+
+                self.data_collator = packing.PackingCollator(standard, self.args.max_length, int(standard.pad_token_id))
             try:
                 return super()._precompute_ref_logps(dataset, name, batch_size)
             finally:
+                self.data_collator = standard
                 self._report_ref_pass(force=True, done=True)
                 self._ref_pass = None
+
+        def _packs_reference(self) -> bool:
+            from . import packing
+
+            return (graphed and self.ref_model is None and graph_reference() and packing.collator_applies(self)
+                    and self.use_graphs())
 
         def _report_ref_pass(self, force: bool = False, done: bool = False) -> None:
             progress, current = type(self).ref_progress, self._ref_pass
@@ -161,10 +176,28 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             self.graphs_note = reason or ""
             return self.step_graphs is not None
 
+        def get_train_dataloader(self):
+            # Recorded steps train on packed rows (packing.py: each prompt once, answers' tokens only);
+            # the collator adds them to TRL's tensors. Evaluation keeps TRL's collator and step.
+            from . import packing
+
+            if not packing.applies(self):
+                return super().get_train_dataloader()
+            standard = self.data_collator
+            self.data_collator = packing.PackingCollator(
+                standard, self.args.max_length, int(standard.pad_token_id),
+                packing.pack_row_tokens(),
+            )
+            try:
+                return super().get_train_dataloader()
+            finally:
+                self.data_collator = standard
+
         def training_step(self, model, inputs, num_items_in_batch=None):
             graphs = self.step_graphs
             if graphs is None or not self._graphable(inputs):
                 self._flush_log()  # TRL's step adds its metrics now: the lagged step's go first
+                inputs = {k: v for k, v in inputs.items() if not k.startswith("pack_")}
                 return super().training_step(model, inputs, num_items_in_batch)
             if self._lagged is not None and not graphs.knows(inputs):
                 self._flush_log()  # recording a new shape waits for the GPU: log the last step first
@@ -196,12 +229,14 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             return super().log(logs, start_time)
 
         def _graphable(self, inputs, reference: bool = False) -> bool:
+            from . import graphed_step
+
             ids = inputs.get("input_ids")
             refs = {"ref_chosen_logps", "ref_rejected_logps"}
             return (
                 ids is not None and ids.dim() == 2 and ids.shape[0] % 2 == 0
                 and (reference or refs <= set(inputs))
-                and set(inputs) <= {"input_ids", "attention_mask", "completion_mask"} | refs
+                and set(inputs) <= {"input_ids", "attention_mask", "completion_mask", *graphed_step.PACKED_KEYS} | refs
             )
 
         def _unmasked(self):
@@ -231,6 +266,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 if graphs.broken:
                     self._stop_graphs(graphs)
                 return logps.chunk(2, dim=0)
+            inputs = {k: v for k, v in inputs.items() if not k.startswith("pack_")}
             with self._unmasked():
                 return super().compute_ref_log_probs(model, inputs)
 

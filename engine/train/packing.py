@@ -1,0 +1,230 @@
+"""Preference pairs laid out with their prompt once: [prompt, chosen, rejected] in one row.
+
+Why ours: TRL's collator makes two rows of each pair, prompt + chosen and prompt + rejected, and pads
+every row of a batch to the longest. In the real HH-RLHF pairs the prompt is 62 % of a pair's tokens
+(a multi-turn dialogue; answers of ~45 tokens), so the model runs every prompt twice, and in
+length-grouped batches of 32 pairs a third of the rows is padding (BENCHMARKS.md, eighth round). Here
+each pair is one row: the prompt, then the chosen answer, then the rejected answer. The rejected
+answer's tokens take the positions the prompt + rejected row would give them (RoPE sees the same
+positions) and attend to the prompt and to themselves, never to the chosen answer, so every hidden
+state is the one TRL's two rows compute, with the prompt's computed once. The model's head then runs
+only on the answers' tokens, each with the hidden state that predicts it (for both answers' first
+token: the prompt's last). The same rule, "after me, in my pair, not across answers", is an attention
+mask built from two small id arrays, so several short pairs can also share one row (`pack_row_tokens`).
+
+What is learned does not change: the same tokens, positions and attention as TRL's rows, truncated as
+TRL's collator truncates them (keep_start: each side is prompt + answer cut at max_length), the same
+log-prob sums, loss and metrics. The tests compare a packed step's loss, metrics and gradients with
+TRL's step on the same pairs. Off with DPO_TUTOR_PACK=0 (the two-row graphed step).
+
+Shapes are bucketed (row length to 64 tokens, the answers' token count to 2^k or 1.5 x 2^k) so that
+recorded CUDA graphs are reused (`graphed_step.py`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+ENV = "DPO_TUTOR_PACK"  # "0": two rows a pair (TRL's layout), a measurement knob
+ROW_ENV = "DPO_TUTOR_PACK_ROW"  # rows at least this long, several pairs in one (0: a pair a row)
+ROW_BUCKET = 64  # row lengths are multiples of this
+ROWS_MULTIPLE = 4  # with several pairs a row, the row count is a multiple of this (fewer shapes)
+
+# Branches of a row's tokens, in the `pack_branch` array.
+PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
+# What a packed batch carries besides TRL's tensors (TRL's stay: the fallback to TRL's step uses them).
+KEYS = ("pack_input_ids", "pack_position_ids", "pack_segment", "pack_branch",
+        "pack_source", "pack_labels", "pack_owner", "pack_weight", "pack_num_tokens")
+
+
+def enabled() -> bool:
+    from .knobs import switched_on
+
+    return switched_on(ENV)
+
+
+def pack_row_tokens() -> int:
+    """The shortest row when several pairs may share one (DPO_TUTOR_PACK_ROW; 0: one pair a row)."""
+    value = os.environ.get(ROW_ENV, "").strip()
+    return int(value) if value.isdigit() else 0
+
+
+def answer_capacity(tokens: int) -> int:
+    """The answers' token slots for a batch scoring `tokens` of them: the next 2^k or 1.5 x 2^k
+    (at least 64), so a run sees few distinct shapes and at most a third of the slots is empty."""
+    size = 64
+    while True:
+        if tokens <= size:
+            return size
+        if tokens <= size * 3 // 2:
+            return size * 3 // 2
+        size *= 2
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def pair_pieces(example: dict[str, Any], max_length: int | None) -> tuple[list, list, list]:
+    """prompt, chosen and rejected ids as TRL's collator keeps them (keep_start: each side's prompt +
+    answer cut at max_length, so the prompt is cut first and the answers get what is left)."""
+    prompt, chosen, rejected = example["prompt_ids"], example["chosen_ids"], example["rejected_ids"]
+    if max_length:
+        prompt = prompt[:max_length]
+        room = max_length - len(prompt)
+        chosen, rejected = chosen[:room], rejected[:room]
+    return list(prompt), list(chosen), list(rejected)
+
+
+def _rows(lengths: list[int], row_tokens: int) -> list[list[int]]:
+    """Which pairs share each row: first fit, longest first (a pair a row when row_tokens is 0)."""
+    if row_tokens <= 0:
+        return [[i] for i in range(len(lengths))]
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        for r, left in enumerate(room):
+            if lengths[i] <= left:
+                rows[r].append(i)
+                room[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            room.append(row_tokens - lengths[i])
+    return rows
+
+
+def pack_examples(examples: list[dict[str, Any]], max_length: int | None, pad_id: int,
+                  row_tokens: int = 0) -> dict[str, Any]:
+    """The packed tensors of a batch of tokenized pairs (prompt_ids / chosen_ids / rejected_ids).
+
+    pack_input_ids, pack_position_ids, pack_segment, pack_branch: [rows, T]. Positions restart at 0 at
+    each pair; the rejected answer's positions continue from the prompt's end, as in its own row.
+    pack_source: [N] flat index (row * T + column) of the hidden state that predicts each answer token;
+    pack_labels: [N] that token; pack_owner: [N] the sequence it belongs to (pair i's chosen side is i,
+    its rejected side B + i, TRL's order); pack_weight: [N] 1 for a real slot, 0 for an empty one.
+    pack_num_tokens: [B] the tokens TRL's two rows of each pair hold (their sum is TRL's num_tokens).
+    """
+    import numpy as np
+    import torch
+
+    pieces = [pair_pieces(e, max_length) for e in examples]
+    count = len(pieces)
+    lengths = [len(p) + len(c) + len(r) for p, c, r in pieces]
+    longest = round_up(max(max(lengths), 1), ROW_BUCKET)
+    width = max(longest, round_up(row_tokens, ROW_BUCKET)) if row_tokens > 0 else longest
+    layout = _rows(lengths, width if row_tokens > 0 else 0)
+    rows = round_up(len(layout), ROWS_MULTIPLE) if row_tokens > 0 else len(layout)
+
+    input_ids = np.full((rows, width), pad_id, dtype=np.int64)
+    positions = np.zeros((rows, width), dtype=np.int64)
+    segment = np.full((rows, width), -1, dtype=np.int64)
+    branch = np.full((rows, width), PAD, dtype=np.int64)
+    sources: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    num_tokens = np.zeros(count, dtype=np.float32)
+    for row, members in enumerate(layout):
+        start = 0
+        for i in members:
+            prompt, chosen, rejected = pieces[i]
+            p = len(prompt)
+            num_tokens[i] = 2 * p + len(chosen) + len(rejected)
+            base = row * width + start  # flat index of this pair's first token
+            end = start + lengths[i]
+            input_ids[row, start:end] = prompt + chosen + rejected
+            segment[row, start:end] = i
+            branch[row, start:start + p] = PROMPT
+            branch[row, start + p:start + p + len(chosen)] = CHOSEN
+            branch[row, start + p + len(chosen):end] = REJECTED
+            positions[row, start:start + p + len(chosen)] = np.arange(p + len(chosen))
+            positions[row, start + p + len(chosen):end] = np.arange(p, p + len(rejected))
+            for side, answer, offset in ((i, chosen, p), (count + i, rejected, p + len(chosen))):
+                if not answer:
+                    continue
+                # answer token k sits at sequence position p + k; it is predicted by position p + k - 1
+                # of its own sequence: the prompt's last token for k = 0, else the answer's token k - 1.
+                k = np.arange(len(answer))
+                scored = (p + k) >= 1  # TRL never scores a sequence's first token
+                k = k[scored]
+                src = np.where(k == 0, p - 1, offset + k - 1)
+                sources.append(base + src)
+                labels.append(np.asarray(answer, dtype=np.int64)[k])
+                owners.append(np.full(len(k), side, dtype=np.int64))
+            start = end
+
+    source = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int64)
+    slots = answer_capacity(len(source))
+    filled = len(source)
+    pad = slots - filled
+
+    def padded(values: np.ndarray) -> Any:
+        return torch.from_numpy(np.concatenate([values, np.zeros(pad, dtype=np.int64)]) if pad else values)
+
+    weight = torch.zeros(slots, dtype=torch.float32)
+    weight[:filled] = 1.0
+    return {
+        "pack_input_ids": torch.from_numpy(input_ids),
+        "pack_position_ids": torch.from_numpy(positions),
+        "pack_segment": torch.from_numpy(segment),
+        "pack_branch": torch.from_numpy(branch),
+        "pack_source": padded(source),
+        "pack_labels": padded(np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)),
+        "pack_owner": padded(np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)),
+        "pack_weight": weight,
+        "pack_num_tokens": torch.from_numpy(num_tokens),
+    }
+
+
+def attention_bias(segment: Any, branch: Any, dtype: Any) -> Any:
+    """The additive attention mask [rows, 1, T, T] of a packed batch (0: attend, dtype's min: not):
+    a token sees the earlier tokens of its own pair, except that a rejected answer never sees the
+    chosen one. Padding sees earlier padding of its row (so no row of the mask is empty)."""
+    import torch
+
+    width = segment.shape[1]
+    order = torch.arange(width, device=segment.device)
+    causal = order[None, :, None] >= order[None, None, :]
+    same_pair = segment[:, :, None] == segment[:, None, :]
+    across = (branch[:, :, None] == REJECTED) & (branch[:, None, :] == CHOSEN)
+    allowed = causal & same_pair & ~across
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=segment.device)
+    bias.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return bias[:, None]
+
+
+def collator_applies(trainer: Any) -> bool:
+    """Whether this trainer's batches can be packed: TRL's preference collator, keep_start truncation
+    (keep_end cuts each side's prompt differently), one process, and DPO_TUTOR_PACK not 0."""
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    args = trainer.args
+    return (
+        enabled() and args.world_size == 1
+        and getattr(args, "truncation_mode", "keep_start") == "keep_start"
+        and not getattr(args, "padding_free", False)
+        and type(trainer.data_collator) is DataCollatorForPreference
+    )
+
+
+def applies(trainer: Any) -> bool:
+    """Whether this trainer's training batches are packed: `collator_applies`, and recorded steps on
+    (packing is their layout)."""
+    return trainer.step_graphs is not None and collator_applies(trainer)
+
+
+@dataclass
+class PackingCollator:
+    """TRL's preference collator's batch, plus the packed layout of the same pairs (KEYS)."""
+
+    base: Any  # TRL's DataCollatorForPreference
+    max_length: int | None
+    pad_id: int
+    row_tokens: int = 0
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.base(examples)
+        batch.update(pack_examples(examples, self.max_length, self.pad_id, self.row_tokens))
+        return batch

@@ -1,0 +1,115 @@
+"""Packed pairs (prompt once: [prompt, chosen, rejected] in one row) must score every answer exactly as
+TRL's two rows (prompt + chosen, prompt + rejected) do: same truncation, positions, attention, sums."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from dpo_tutor.engine.train import graphed_step, packing
+
+HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from dpo_tutor.engine.models import build_tiny_model
+    from dpo_tutor.engine.train import cpu_logprob
+    from peft import LoraConfig, get_peft_model
+
+    cpu_logprob.install()  # TRL's log-prob kernel needs Triton; a CPU-only torch gets the stand-in
+
+    model, tokenizer = build_tiny_model(seed=1)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0))
+    for module in model.modules():  # LoRA's B starts at 0: make the adapter count
+        if hasattr(module, "lora_B"):
+            for layer in module.lora_B.values():
+                torch.nn.init.normal_(layer.weight, std=0.05)
+    return model.eval(), tokenizer
+
+
+def real_examples(tokenizer, count: int) -> list[dict]:
+    """Real HH-RLHF pairs, rendered with the chat template and tokenized as TRL cuts them."""
+    from dpo_tutor.engine.data.load import load_triplets
+    from dpo_tutor.engine.data.render import render_pair
+
+    if not HH.exists():
+        pytest.skip(f"no real data at {HH}")
+    examples = []
+    for triplet in load_triplets(str(HH)).triplets[:count]:
+        prompt, chosen, rejected = render_pair(triplet, tokenizer)
+
+        def ids(text):
+            return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+        examples.append({"prompt_ids": ids(prompt), "chosen_ids": ids(chosen), "rejected_ids": ids(rejected)})
+    return examples
+
+
+def trls_logps(model, examples, max_length, pad_id):
+    """Each sequence's summed log-probs from TRL's collator rows ([2B]: chosen sides, then rejected)."""
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    batch = DataCollatorForPreference(pad_token_id=pad_id, max_length=max_length)(examples)
+    log_probs = graphed_step._per_token(model, batch["input_ids"], ("log_probs",))[0]
+    return (log_probs * batch["completion_mask"][:, 1:]).sum(dim=1), int(batch["attention_mask"].sum())
+
+
+def packed_logps(model, packed, pairs):
+    log_probs = graphed_step._packed_per_token(model, packed, ("log_probs",))[0]
+    member = (packed["pack_owner"][None, :] == torch.arange(2 * pairs)[:, None]).float() * packed["pack_weight"]
+    return (member * log_probs[None, :]).sum(dim=1)
+
+
+@pytest.mark.parametrize("max_length", [512, 40])  # 40: prompts cut, some fill it (no answer tokens left)
+@pytest.mark.parametrize("row_tokens", [0, 256])  # a pair a row / several short pairs a row
+def test_packed_rows_score_answers_as_trls_rows(tiny, max_length, row_tokens):
+    model, tokenizer = tiny
+    pad = tokenizer.pad_token_id
+    examples = real_examples(tokenizer, 12) + [
+        {"prompt_ids": [], "chosen_ids": [5, 6, 7], "rejected_ids": [8, 9]},  # no prompt: first token unscored
+        {"prompt_ids": [10, 11, 12], "chosen_ids": [], "rejected_ids": [13]},  # an empty answer
+        {"prompt_ids": [14], "chosen_ids": [15], "rejected_ids": [15, 16, 17, 18]},
+    ]
+    packed = packing.pack_examples(examples, max_length, pad, row_tokens)
+    with torch.no_grad():
+        expected, num_tokens = trls_logps(model, examples, max_length, pad)
+        got = packed_logps(model, packed, len(examples))
+    assert got == pytest.approx(expected.tolist(), rel=1e-6, abs=1e-4)  # fp32 rounding of sums
+    assert float(packed["pack_num_tokens"].sum()) == num_tokens
+    assert (expected != 0).sum() >= 5  # real log-probs compared, not only empty rows
+    rows, width = packed["pack_input_ids"].shape
+    assert width % packing.ROW_BUCKET == 0
+    if row_tokens:
+        assert rows < len(examples) and rows % packing.ROWS_MULTIPLE == 0  # pairs shared rows
+    else:
+        assert rows == len(examples)
+
+
+def test_packing_computes_each_prompt_once():
+    examples = [{"prompt_ids": list(range(1, 101)), "chosen_ids": [1] * 20, "rejected_ids": [2] * 30}] * 4
+    packed = packing.pack_examples(examples, 512, 0)
+    # TRL's two rows: 2 x 4 rows of 130 tokens; packed: 4 rows of 150 tokens padded to 192
+    assert packed["pack_input_ids"].shape == (4, 192)
+    assert int(packed["pack_weight"].sum()) == 4 * 50  # the head scores the answers only
+    positions = packed["pack_position_ids"][0]
+    assert positions[:120].tolist() == list(range(120))
+    assert positions[120:150].tolist() == list(range(100, 130))  # rejected: where its own row puts it
+
+
+def test_attention_bias_keeps_answers_apart():
+    # one row: prompt p0 p1, chosen c0, rejected r0 r1, then padding; a second pair would be apart too
+    segment = torch.tensor([[0, 0, 0, 0, 0, -1]])
+    branch = torch.tensor([[packing.PROMPT, packing.PROMPT, packing.CHOSEN, packing.REJECTED, packing.REJECTED,
+                            packing.PAD]])
+    allowed = packing.attention_bias(segment, branch, torch.float32)[0, 0] == 0
+    assert allowed[2].tolist() == [True, True, True, False, False, False]  # chosen: prompt and itself
+    assert allowed[3].tolist() == [True, True, False, True, False, False]  # rejected: not the chosen answer
+    assert allowed[4].tolist() == [True, True, False, True, True, False]
+    assert allowed[5].tolist() == [False] * 5 + [True]  # padding sees padding only: no empty row
+
+
+def test_answer_capacity_buckets():
+    assert [packing.answer_capacity(n) for n in (0, 64, 65, 96, 97, 128, 129, 3000)] == [
+        64, 64, 96, 96, 128, 128, 192, 3072]
