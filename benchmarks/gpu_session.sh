@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on the lent H100 through the device tool after ../shared/gpu's two staging calls:
 #   call: source .gpu/s2/setup.sh && bash benchmarks/gpu_session.sh STAGE
-# STAGE: probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, round4 (the bench + the default recipe), multi (2 GPUs vs 1), hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
+# STAGE: round8 (bench + default recipe, packed pairs), probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, round4 (the bench + the default recipe), multi (2 GPUs vs 1), hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
 #        unsloth (default recipe on Unsloth, plus our Unsloth pipelines), bench (the other pipelines + a real OOM).
 # Everything it produces goes under $OUT (at most 8 files come back: results are tarred).
 set -u
@@ -87,6 +87,26 @@ round7)
   DPO_TUTOR_FAST_PREP=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-trl-prep --quiet > /dev/null 2>&1; log "trl-prep rc=$?"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-trl-prep 2>&1 | tail -9
+  ;;
+round8)
+  # the bench and the default recipe with packed pairs (engine/train/packing.py), then the default recipe's
+  # cold start with TRL's two rows a pair (DPO_TUTOR_PACK=0: its reference pass too), for the start-up difference
+  P=${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}
+  log "bench: $P"
+  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-18}" --max-pairs "${MAX_PAIRS:-576}" \
+    --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/x/bench.err"; log "bench rc=$?"
+  grep -v '^\[{' "$OUT/bench.txt"
+  log "default recipe (auto backend), whole data"
+  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  log "default rc=$?"
+  cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
+  timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
+  log "again rc=$?"
+  DPO_TUTOR_PACK=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-two-rows timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+    --max-steps 3 --out /tmp/runs/default-two-rows --quiet > /dev/null 2>&1; log "two-rows rc=$?"
+  for r in default default-again default-two-rows; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
+  python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-two-rows 2>&1 | tail -9
+  tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
   ;;
 final)
   # the chat benchmark, one eager-hf comparison run and the default recipe; each result straight to $OUT

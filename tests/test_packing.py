@@ -113,3 +113,38 @@ def test_attention_bias_keeps_answers_apart():
 def test_answer_capacity_buckets():
     assert [packing.answer_capacity(n) for n in (0, 64, 65, 96, 97, 128, 129, 3000)] == [
         64, 64, 96, 96, 128, 128, 192, 3072]
+
+
+def test_a_batch_replayed_in_a_roomier_recorded_shape_trains_the_same(tiny, monkeypatch):
+    """A packed batch copied into a recorded shape with longer rows and more answer slots (instead of
+    recording its own) gives the same loss, statistics and gradients as in its own shape."""
+    model, tokenizer = tiny
+    pad = tokenizer.pad_token_id
+    examples = real_examples(tokenizer, 6)
+    wide = packing.pack_examples(examples, 512, pad)
+    short = [{"prompt_ids": e["prompt_ids"][:20], "chosen_ids": e["chosen_ids"][:6], "rejected_ids": e["rejected_ids"][:5]}
+             for e in examples]
+    narrow = packing.pack_examples(short, 512, pad)
+    assert narrow["pack_input_ids"].shape[1] < wide["pack_input_ids"].shape[1]
+    assert narrow["pack_source"].shape[0] < wide["pack_source"].shape[0]
+    refs = {"ref_chosen_logps": torch.full((6,), -50.0), "ref_rejected_logps": torch.full((6,), -60.0)}
+
+    def run(graphs, batch):
+        for p in model.parameters():
+            p.grad = None
+        stats = graphs.step({**batch, **refs, "input_ids": torch.zeros(12, 8, dtype=torch.long)}, 1.0)
+        return stats, [g.clone() for g in graphs.grads]
+
+    model.train()
+    alone_stats, alone_grads = run(graphed_step.StepGraphs(model, 0.1, 512, pad_id=pad), narrow)
+    monkeypatch.setattr(graphed_step, "ROOMIER_ROWS", 100.0)  # any longer recorded row will do
+    monkeypatch.setattr(graphed_step, "ROOMIER_SLOTS", 100.0)
+    graphs = graphed_step.StepGraphs(model, 0.1, 512, pad_id=pad)
+    run(graphs, wide)  # records the wide shape
+    roomy_stats, roomy_grads = run(graphs, narrow)
+    model.eval()
+    assert graphs.recordings["step"] == 1 and graphs.replays["step"] == 1  # the narrow batch replayed it
+    assert roomy_stats.tolist() == pytest.approx(alone_stats.tolist(), rel=1e-5, abs=1e-5)
+    for a, b in zip(alone_grads, roomy_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert max(float(g.abs().max()) for g in alone_grads) > 0  # gradients, not zeros, compared
