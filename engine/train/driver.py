@@ -743,7 +743,6 @@ def _summary(callback, trainer) -> dict[str, Any]:
         out["cuda_graphs"] = {
             "recorded": dict(graphs.recordings) if graphs else {},  # shapes, by kind (step, reference)
             "replayed": dict(graphs.replays) if graphs else {},
-            "eager_references": graphs.eager_references if graphs else 0,  # packed reference batches
             "note": getattr(trainer, "graphs_note", ""),
         }
     return out

@@ -252,15 +252,6 @@ def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
         return (log_probs * batch["completion_mask"][:, 1:].to(torch.float32)).sum(dim=1)
 
 
-def packed_reference_logps(model: Any, batch: dict[str, Any]) -> Any:
-    """`reference_logps` of a packed batch ([2B]: chosen sides, then rejected sides)."""
-    import torch
-
-    with torch.no_grad(), model.disable_adapter():
-        log_probs = _packed_per_token(model, batch, ("log_probs",))[0]
-        return _sequence_sums(_membership(batch), log_probs)
-
-
 def _sequence_sums(member: Any, log_probs: Any) -> Any:
     """Each sequence's summed answer log-probs ([2B]) from per-slot values: fp32 sums (a matmul could
     run in TF32)."""
@@ -398,7 +389,6 @@ class StepGraphs:
     replays: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     recordings: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     broken: str = ""  # why recording failed (then the trainer goes back to TRL's eager step)
-    eager_references: int = 0  # packed reference batches, run without a graph
 
     def __post_init__(self):
         import torch
@@ -441,6 +431,10 @@ class StepGraphs:
         """A recorded packed shape that holds this batch with little more padding (rows at most
         ROOMIER_ROWS x as long, at most ROOMIER_SLOTS x the answer slots), else `key` itself: each
         recording costs ~0.45 s on the H200, and a run of 128 steps saw 22 shapes (BENCHMARKS.md)."""
+        from .knobs import switched_on
+
+        if not switched_on("DPO_TUTOR_GRAPH_ROOMIER"):
+            return key  # a measurement knob: every shape recorded
         kind, rows, width, slots, pairs = key
         fits = [k for k in self.recorded
                 if k[0] == kind and k[1] == rows and k[4] == pairs
@@ -467,7 +461,7 @@ class StepGraphs:
         return self._key(kind, batch) in self.recorded
 
     def _key(self, kind: str, batch: dict[str, Any]) -> tuple:
-        if kind.startswith("packed"):  # the collator made the shapes (bucketed): rows, row length, answer slots
+        if kind == "packed":  # the collator made the shapes (bucketed): rows, row length, answer slots
             return (kind, *batch[PACKED].shape, batch["pack_source"].shape[0], batch["pack_num_tokens"].shape[0])
         rows, length = batch["input_ids"].shape
         return (kind, rows, bucket_length(length, self.max_length))
@@ -481,7 +475,7 @@ class StepGraphs:
 
     def reference(self, batch: dict[str, Any]) -> Any:
         """The reference log-probs of a batch ([2B] on the device; TRL's precompute pass copies them)."""
-        return self._run("packed-reference" if PACKED in batch else "reference", batch, 0.0)
+        return self._run("reference", batch, 0.0)
 
     def _compute(self, kind: str, inputs: dict[str, Any], scale: Any) -> Any:
         with recordable(self.model):
@@ -489,20 +483,13 @@ class StepGraphs:
                 return step_statistics(self.model, inputs, beta=self.beta, scale=scale)
             if kind == "packed":
                 return packed_step_statistics(self.model, inputs, beta=self.beta, scale=scale)
-            if kind == "packed-reference":
-                return packed_reference_logps(self.model, inputs)
             return reference_logps(self.model, inputs)
 
     def _run(self, kind: str, batch: dict[str, Any], scale: float) -> Any:
         import torch
 
-        if kind == "packed-reference":
-            # Run eagerly: its batches go longest first, so a shape rarely comes twice, and recording
-            # each would cost more than it saves (a 2,046-pair pass: 5.8 s recorded, BENCHMARKS.md).
-            self.eager_references += 1
-            return self._compute(kind, batch, None)
         key = self._key(kind, batch)
-        counter = "reference" if kind.endswith("reference") else "step"
+        counter = "reference" if kind == "reference" else "step"
         if kind == "packed" and key not in self.recorded:
             key = self._roomier(key)
         entry = self.recorded.get(key)
@@ -516,9 +503,8 @@ class StepGraphs:
             return entry.output.clone()  # the next replay overwrites the graph's own output
 
         device = batch["input_ids"].device
-        if kind.startswith("packed"):
-            refs = ("ref_chosen_logps", "ref_rejected_logps") if kind == "packed" else ()
-            inputs = {k: torch.empty_like(batch[k]) for k in (*PACKED_KEYS, *refs)}
+        if kind == "packed":
+            inputs = {k: torch.empty_like(batch[k]) for k in (*PACKED_KEYS, "ref_chosen_logps", "ref_rejected_logps")}
         else:
             inputs = self._static_inputs(key[1], key[2], device)
         self._fill(inputs, batch)
@@ -562,4 +548,4 @@ class StepGraphs:
             # autograd replaced a `.grad` instead of adding into it: a replay would write elsewhere
             raise RuntimeError("a recorded step did not accumulate into the bound gradients")
         self.recorded[key] = _Recorded(graph, inputs, scale, output)
-        self.recordings["reference" if key[0].endswith("reference") else "step"] += 1
+        self.recordings["reference" if key[0] == "reference" else "step"] += 1

@@ -195,24 +195,23 @@ def attention_bias(segment: Any, branch: Any, dtype: Any) -> Any:
     return bias[:, None]
 
 
-def collator_applies(trainer: Any) -> bool:
-    """Whether this trainer's batches can be packed: TRL's preference collator, keep_start truncation
-    (keep_end cuts each side's prompt differently), one process, and DPO_TUTOR_PACK not 0."""
+def applies(trainer: Any) -> bool:
+    """Whether this trainer's training batches are packed: recorded steps on (packing is their layout),
+    TRL's preference collator and keep_start truncation (keep_end cuts each side's prompt differently),
+    one process, and DPO_TUTOR_PACK not 0.
+
+    The reference pass keeps TRL's two rows a pair (recorded as before): packed, it was ~1 s slower on
+    2,046 pairs, recorded or eager (BENCHMARKS.md, eighth round); not profiled. Likely: a forward-only
+    pass weighs the packed rows' masked attention (rows up to twice as long, no flash kernel) more."""
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     args = trainer.args
     return (
-        enabled() and args.world_size == 1
+        enabled() and trainer.step_graphs is not None and args.world_size == 1
         and getattr(args, "truncation_mode", "keep_start") == "keep_start"
         and not getattr(args, "padding_free", False)
         and type(trainer.data_collator) is DataCollatorForPreference
     )
-
-
-def applies(trainer: Any) -> bool:
-    """Whether this trainer's training batches are packed: `collator_applies`, and recorded steps on
-    (packing is their layout)."""
-    return trainer.step_graphs is not None and collator_applies(trainer)
 
 
 @dataclass

@@ -125,26 +125,11 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 pass  # TRL's own fingerprint: correct, only not found again by the next run
             self._ref_pass = _ReferencePass(name, len(dataset))
             self._report_ref_pass(force=True)
-            standard = self.data_collator
-            if name == "train" and self._packs_reference():
-                # The reference scores the training pairs in the layout the recorded steps train on
-                # (packing.py: each prompt once), so policy and reference log-probs of a pair come from
-                # the same kernels. Held-out pairs keep TRL's rows, as evaluation does.
-                from . import packing
-
-                self.data_collator = packing.PackingCollator(standard, self.args.max_length, int(standard.pad_token_id))
             try:
                 return super()._precompute_ref_logps(dataset, name, batch_size)
             finally:
-                self.data_collator = standard
                 self._report_ref_pass(force=True, done=True)
                 self._ref_pass = None
-
-        def _packs_reference(self) -> bool:
-            from . import packing
-
-            return (graphed and self.ref_model is None and graph_reference() and packing.collator_applies(self)
-                    and self.use_graphs())
 
         def _report_ref_pass(self, force: bool = False, done: bool = False) -> None:
             progress, current = type(self).ref_progress, self._ref_pass
@@ -266,7 +251,6 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 if graphs.broken:
                     self._stop_graphs(graphs)
                 return logps.chunk(2, dim=0)
-            inputs = {k: v for k, v in inputs.items() if not k.startswith("pack_")}
             with self._unmasked():
                 return super().compute_ref_log_probs(model, inputs)
 
