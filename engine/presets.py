@@ -1,13 +1,13 @@
 """Named starting points for the Train screen's form (and for scripts): overrides of `TrainConfig`.
 
 One engine-side place for them, so the UI, the lessons and classroom scripts agree. Measured on one
-H200 (BENCHMARKS.md, 2026-12-01, seventh round): the default recipe (batch 32, length-grouped batches,
+H200 (BENCHMARKS.md, 2026-12-01, eighth round): the default recipe (batch 32, length-grouped batches,
 gradient checkpointing, reference scored once, lr 5e-4, 2 epochs over the 2,073 training pairs of
-HH-RLHF harmless-base test = 128 steps) trains at ~197-222 pairs/s in 2.5 GiB on the hf backend with
-recorded CUDA-graph steps (what auto picks; first step 15-21 s after start, 24 s of training), 138
-pairs/s on Unsloth, ending near train loss 0.4, accuracy 0.84 and held-out accuracy 0.75; the
-low-memory preset (8 x 4) at 157 pairs/s in 1.02 GiB. Durations in the labels are for one GPU; on a
-CPU everything takes far longer.
+HH-RLHF harmless-base test = 128 steps) trains at ~300-350 pairs/s in 1.7-2.1 GiB on the hf backend
+with recorded CUDA-graph steps on packed pairs (what auto picks; first step 15-24 s after start, ~23 s
+of training), 101-118 pairs/s on Unsloth, ending near train loss 0.4 and held-out accuracy 0.75; the
+low-memory preset (8 x 4) at 200-210 pairs/s in 0.81 GiB. Durations in the labels are for one GPU; on
+a CPU everything takes far longer.
 """
 
 from __future__ import annotations

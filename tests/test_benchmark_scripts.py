@@ -55,3 +55,12 @@ def test_preset_run_times_a_preset_on_the_tiny_model():
     out = run_script("preset_run", "--preset", "cpu-look", "--model", "tiny")
     assert "| first step logged |" in out and "| seconds per step (median from step 2) |" in out
     assert "model tiny" in out and "loss: step 1 -> mean of the last 3 | 0.693 ->" in out
+
+
+def test_padding_counts_the_packed_layout_against_trls_two_rows():
+    padding = load("padding")
+    pieces = [(100, 20, 30), (10, 5, 5)]  # (prompt, chosen, rejected) tokens
+    pairs = [(p + c, p + r) for p, c, r in pieces]
+    batch = [[0, 1]]
+    assert padding.two_row_tokens(pairs, batch) == 2 * 2 * 130  # 4 rows padded to the longest, 130
+    assert padding.packed_tokens(pieces, batch) == 2 * 192  # 2 rows of 150 real tokens at most, to 192

@@ -1,9 +1,11 @@
 """Preference pairs laid out with their prompt once: [prompt, chosen, rejected] in one row.
 
 Why ours: TRL's collator makes two rows of each pair, prompt + chosen and prompt + rejected, and pads
-every row of a batch to the longest. In the real HH-RLHF pairs the prompt is 62 % of a pair's tokens
-(a multi-turn dialogue; answers of ~45 tokens), so the model runs every prompt twice, and in
-length-grouped batches of 32 pairs a third of the rows is padding (BENCHMARKS.md, eighth round). Here
+every row of a batch to the longest. In the real HH-RLHF pairs the prompt is 61 % of a pair's tokens
+(a multi-turn dialogue; answers of ~45 tokens), so the model runs every prompt twice: TRL's rows hold
+1.61x the tokens of one packed row, and length-grouped batches of 32 pairs compute 1.32x the tokens
+(`benchmarks/padding.py`). On one H200 the recorded steps went from 225-228 to 334-336 pairs/s on
+the same steps (BENCHMARKS.md, eighth round). Here
 each pair is one row: the prompt, then the chosen answer, then the rejected answer. The rejected
 answer's tokens take the positions the prompt + rejected row would give them (RoPE sees the same
 positions) and attend to the prompt and to themselves, never to the chosen answer, so every hidden
