@@ -22,6 +22,11 @@ neither: here the log-probs of every position are computed and the mask multipli
 kernel, same values at the completion tokens). It covers exactly TRL's default DPO (sigmoid loss,
 reverse KL, reference log-probs scored once, no dropout); anything else runs TRL's eager step
 (`unsupported_reason`). The tests check losses, metrics and gradients against TRL's step.
+
+Training batches are packed by default (`packing.py`: a pair one row, its prompt computed once, the head
+on the answers' tokens only): `packed_step_statistics` is the same step on that layout. Their shapes
+come bucketed from the collator, and a batch replays a recorded shape slightly roomier than its own
+(`ROOMIER_ROWS`) rather than recording one more. The reference pass keeps TRL's two rows.
 """
 
 from __future__ import annotations
@@ -458,7 +463,12 @@ class StepGraphs:
         """Whether this batch's shape is recorded already (its step is a replay)."""
         if kind == "step" and PACKED in batch:
             kind = "packed"
-        return self._key(kind, batch) in self.recorded
+        return self._shape(kind, batch) in self.recorded
+
+    def _shape(self, kind: str, batch: dict[str, Any]) -> tuple:
+        """The recorded shape this batch runs in: its own, or for a packed batch a roomier one."""
+        key = self._key(kind, batch)
+        return self._roomier(key) if kind == "packed" and key not in self.recorded else key
 
     def _key(self, kind: str, batch: dict[str, Any]) -> tuple:
         if kind == "packed":  # the collator made the shapes (bucketed): rows, row length, answer slots
@@ -488,10 +498,8 @@ class StepGraphs:
     def _run(self, kind: str, batch: dict[str, Any], scale: float) -> Any:
         import torch
 
-        key = self._key(kind, batch)
+        key = self._shape(kind, batch)
         counter = "reference" if kind == "reference" else "step"
-        if kind == "packed" and key not in self.recorded:
-            key = self._roomier(key)
         entry = self.recorded.get(key)
         if entry is not None:
             self._fill(entry.inputs, batch)

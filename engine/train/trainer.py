@@ -11,7 +11,8 @@ one CUDA GPU, steps and the reference pass replayed as recorded CUDA graphs (`gr
 otherwise the loss and the reference pass run without the padding mask (`padding.py`: exact for TRL's
 right-padded rows); and the FLOP count transformers logs reuses the parameter count instead of
 walking every parameter of the model again at each step. Recorded steps' logs are read one step late,
-so the GPU always has a step queued (`lagged_log.py`). The start-up passes, tokenizing and the
+so the GPU always has a step queued (`lagged_log.py`), and train on packed pairs, each prompt computed
+once (`packing.py`, through the train dataloader's collator). The start-up passes, tokenizing and the
 reference pass, are batched and length-ordered (`fast_prep.py`).
 """
 
