@@ -4,15 +4,17 @@ Why ours: TRL's collator makes two rows of each pair, prompt + chosen and prompt
 every row of a batch to the longest. In the real HH-RLHF pairs the prompt is 61 % of a pair's tokens
 (a multi-turn dialogue; answers of ~45 tokens), so the model runs every prompt twice: TRL's rows hold
 1.61x the tokens of one packed row, and length-grouped batches of 32 pairs compute 1.32x the tokens
-(`benchmarks/padding.py`). On one H200 the recorded steps went from 225-228 to 334-336 pairs/s on
-the same steps (BENCHMARKS.md, eighth round). Here
-each pair is one row: the prompt, then the chosen answer, then the rejected answer. The rejected
+(`benchmarks/padding.py`). On one H200 the recorded steps went from 226-227 to 334-336 pairs/s on
+the same steps (BENCHMARKS.md, eighth round).
+
+Here each pair is one row: the prompt, then the chosen answer, then the rejected answer. The rejected
 answer's tokens take the positions the prompt + rejected row would give them (RoPE sees the same
 positions) and attend to the prompt and to themselves, never to the chosen answer, so every hidden
 state is the one TRL's two rows compute, with the prompt's computed once. The model's head then runs
 only on the answers' tokens, each with the hidden state that predicts it (for both answers' first
 token: the prompt's last). The same rule, "after me, in my pair, not across answers", is an attention
-mask built from two small id arrays, so several short pairs can also share one row (`pack_row_tokens`).
+mask built from two small id arrays, so several short pairs can also share one row (`pack_row_tokens`;
+measured, not the default: more shapes to record).
 
 What is learned does not change: the same tokens, positions and attention as TRL's rows, truncated as
 TRL's collator truncates them (keep_start: each side is prompt + answer cut at max_length), the same
