@@ -33,6 +33,23 @@ t=$(date +%s)
 python3 -m compileall -q -j 16 /tmp/site ${PYTHONPYCACHEPREFIX:+"$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"} > /dev/null 2>&1
 log "byte-compiled in $(( $(date +%s) - t )) s"
 
+# The bench's four pipelines ($PIPELINES), then the default recipe over the whole data, then the same
+# again for 3 steps (a second run of the same pairs: tokenized rows and reference log-probs cached).
+bench_and_default() {
+  P=${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}
+  log "bench: $P"
+  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-18}" --max-pairs "${MAX_PAIRS:-576}" \
+    --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/x/bench.err"; log "bench rc=$?"
+  grep -v '^\[{' "$OUT/bench.txt"
+  log "default recipe (auto backend), whole data"
+  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  log "default rc=$?"
+  cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
+  log "the same again, 3 steps: a second run of the same pairs (tokenized rows and reference log-probs cached)"
+  timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
+  log "again rc=$?"
+}
+
 case $stage in
 startagain)
   # the first step with the tokenizer's threads on: ours-hf twice, and the default recipe's cold start
@@ -71,18 +88,7 @@ round7)
     --out /tmp/runs/sync --quiet > /dev/null 2>&1; log "sync rc=$?"
   grep -v '^  File' "$OUT/x/sync.txt" | head -40; cat "$OUT/x/phases.txt"
   }
-  P=${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}
-  log "bench: $P"
-  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-18}" --max-pairs "${MAX_PAIRS:-576}" \
-    --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/x/bench.err"; log "bench rc=$?"
-  grep -v '^\[{' "$OUT/bench.txt"
-  log "default recipe (auto backend), whole data"
-  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
-  log "default rc=$?"
-  cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
-  log "the same again, 3 steps: a second run of the same pairs (tokenized rows and reference log-probs cached)"
-  timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
-  log "again rc=$?"
+  bench_and_default
   log "the default recipe's start with TRL's own tokenizing and in-order reference pass (DPO_TUTOR_FAST_PREP=0), 3 steps, cold"
   DPO_TUTOR_FAST_PREP=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-trl-prep --quiet > /dev/null 2>&1; log "trl-prep rc=$?"
@@ -91,17 +97,7 @@ round7)
 round8)
   # the bench and the default recipe with packed pairs (engine/train/packing.py), then the default recipe's
   # cold start with TRL's two rows a pair (DPO_TUTOR_PACK=0: its reference pass too), for the start-up difference
-  P=${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}
-  log "bench: $P"
-  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps "${STEPS:-18}" --max-pairs "${MAX_PAIRS:-576}" \
-    --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/x/bench.err"; log "bench rc=$?"
-  grep -v '^\[{' "$OUT/bench.txt"
-  log "default recipe (auto backend), whole data"
-  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
-  log "default rc=$?"
-  cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
-  timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
-  log "again rc=$?"
+  bench_and_default
   DPO_TUTOR_PACK=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-two-rows timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-two-rows --quiet > /dev/null 2>&1; log "two-rows rc=$?"
   for r in default default-again default-two-rows; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done

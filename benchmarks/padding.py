@@ -92,7 +92,8 @@ def main() -> int:
         print(f"| {size} | {shuffled:.1%} | {grouped:.1%} |")
     prompt = sum(p for p, _, _ in pieces)
     answers = sum(c + r for _, c, r in pieces)
-    print(f"\npacked (prompt once): a pair's tokens are {prompt / (prompt + answers):.0%} prompt; TRL's two rows "
+    print(f"\npacked (prompt once): a pair's tokens are {prompt / (prompt + answers):.1%} prompt, "
+          f"{answers / (prompt + answers):.1%} answers (what the head scores); TRL's two rows "
           f"hold {(2 * prompt + answers) / (prompt + answers):.2f}x the packed row's real tokens")
     print("| pairs per batch | computed tokens, two rows (grouped) | packed (grouped, 64-token buckets) | two rows / packed |")
     print("|---:|---:|---:|---:|")

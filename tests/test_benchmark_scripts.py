@@ -64,3 +64,10 @@ def test_padding_counts_the_packed_layout_against_trls_two_rows():
     batch = [[0, 1]]
     assert padding.two_row_tokens(pairs, batch) == 2 * 2 * 130  # 4 rows padded to the longest, 130
     assert padding.packed_tokens(pieces, batch) == 2 * 192  # 2 rows of 150 real tokens at most, to 192
+
+
+def test_graph_shapes_counts_recordings_with_the_trainers_reuse_rule():
+    shapes = load("graph_shapes")
+    keys = [("packed", 32, 512, 1024, 32), ("packed", 32, 448, 1024, 32), ("packed", 32, 512, 1024, 32)]
+    assert shapes.replay(keys, 1.0, 1.0) == (2, 32 * 512 + 32 * 448 + 32 * 512)  # every shape its own
+    assert shapes.replay(keys, 1.2, 1.0) == (1, 3 * 32 * 512)  # 448 rides in the recorded 512

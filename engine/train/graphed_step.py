@@ -43,7 +43,7 @@ from .packing import PAD as PAD_BRANCH
 BUCKET = 64  # padded lengths are multiples of this: few shapes (few recordings), little padding
 # A packed batch replays a recorded shape whose rows are at most this much longer (and whose answer
 # slots at most ROOMIER_SLOTS x as many) instead of recording its own: on the real pairs' 128-step run,
-# 19 -> 12 recordings for 1 % more tokens (simulated with the sampler and SmolLM2's tokenizer).
+# 21 -> 14 recordings over 128 steps for 0.7 % more row tokens (benchmarks/graph_shapes.py, real pairs).
 ROOMIER_ROWS = 1.125
 ROOMIER_SLOTS = 2.0
 
@@ -149,25 +149,16 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
     ref_chosen_logps, ref_rejected_logps [B]. scale: a 0-d tensor (1 / gradient accumulation).
     """
     import torch
-    import torch.nn.functional as F
 
     log_probs, entropy, _, mean_logits, is_top1 = _per_token(model, batch["input_ids"], HEAD_OUTPUTS)
     fmask = batch["completion_mask"][:, 1:].to(torch.float32)
-    logps = (log_probs * fmask).sum(dim=1)
-    chosen_logps, rejected_logps = logps.chunk(2, dim=0)
-    chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
-    rejected_logratios = rejected_logps - batch["ref_rejected_logps"]
-    loss = (-F.logsigmoid(beta * (chosen_logratios - rejected_logratios))).mean()
-    (loss * scale).backward()
+    loss, sides = _sigmoid_loss_backward((log_probs * fmask).sum(dim=1), batch, beta, scale)
 
     with torch.no_grad():
         chosen_mask, rejected_mask = fmask.chunk(2, dim=0)
         chosen_mean_logits, rejected_mean_logits = mean_logits.chunk(2, dim=0)
         chosen_top1, _ = is_top1.chunk(2, dim=0)
-        chosen_rewards = beta * chosen_logratios.detach()
-        rejected_rewards = beta * rejected_logratios.detach()
-        return torch.stack([
-            loss.detach().float(),
+        return _statistics(loss, [
             (entropy.detach() * fmask).sum(),
             fmask.sum(),
             batch["attention_mask"].sum().float(),
@@ -176,13 +167,40 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
             (rejected_mean_logits * rejected_mask).sum(),
             rejected_mask.sum(),
             (chosen_top1 & chosen_mask.bool()).sum().float(),
-            chosen_rewards.mean(),
-            rejected_rewards.mean(),
-            (chosen_rewards > rejected_rewards).float().mean(),
-            (chosen_rewards - rejected_rewards).mean(),
-            chosen_logps.detach().mean(),
-            rejected_logps.detach().mean(),
-        ])
+        ], sides, beta)
+
+
+def _sigmoid_loss_backward(logps: Any, batch: dict[str, Any], beta: float, scale: Any) -> tuple[Any, tuple]:
+    """The sigmoid DPO loss of summed log-probs ([2B]: chosen sides, then rejected), `backward()` of
+    loss * scale; returns the loss and (chosen logps, rejected logps, chosen / rejected log-ratios)."""
+    import torch.nn.functional as F
+
+    chosen_logps, rejected_logps = logps.chunk(2, dim=0)
+    chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
+    rejected_logratios = rejected_logps - batch["ref_rejected_logps"]
+    loss = (-F.logsigmoid(beta * (chosen_logratios - rejected_logratios))).mean()
+    (loss * scale).backward()
+    return loss, (chosen_logps, rejected_logps, chosen_logratios, rejected_logratios)
+
+
+def _statistics(loss: Any, token_sums: list[Any], sides: tuple, beta: float) -> Any:
+    """The STATS vector: the loss, the token sums (entropy_sum .. correct_tokens, in STATS order), then
+    the rewards and log-probs TRL logs (`_sigmoid_loss_backward`'s sides). Call under no_grad."""
+    import torch
+
+    chosen_logps, rejected_logps, chosen_logratios, rejected_logratios = sides
+    chosen_rewards = beta * chosen_logratios.detach()
+    rejected_rewards = beta * rejected_logratios.detach()
+    return torch.stack([
+        loss.detach().float(),
+        *token_sums,
+        chosen_rewards.mean(),
+        rejected_rewards.mean(),
+        (chosen_rewards > rejected_rewards).float().mean(),
+        (chosen_rewards - rejected_rewards).mean(),
+        chosen_logps.detach().mean(),
+        rejected_logps.detach().mean(),
+    ])
 
 
 def _packed_per_token(model: Any, batch: dict[str, Any], outputs: tuple[str, ...]) -> tuple[Any, ...]:
@@ -210,26 +228,17 @@ def packed_step_statistics(model: Any, batch: dict[str, Any], *, beta: float, sc
     """`step_statistics` on a packed batch (prompt once, answers' tokens only): the same loss, backward
     and statistics vector, from the same log-probs."""
     import torch
-    import torch.nn.functional as F
 
     log_probs, entropy, _, mean_logits, is_top1 = _packed_per_token(model, batch, HEAD_OUTPUTS)
     weight = batch["pack_weight"]
     pairs = batch["pack_num_tokens"].shape[0]
     member = _membership(batch)
-    logps = _sequence_sums(member, log_probs)
-    chosen_logps, rejected_logps = logps.chunk(2, dim=0)
-    chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
-    rejected_logratios = rejected_logps - batch["ref_rejected_logps"]
-    loss = (-F.logsigmoid(beta * (chosen_logratios - rejected_logratios))).mean()
-    (loss * scale).backward()
+    loss, sides = _sigmoid_loss_backward(_sequence_sums(member, log_probs), batch, beta, scale)
 
     with torch.no_grad():
         chosen_slot = member[:pairs].sum(dim=0)
         rejected_slot = member[pairs:].sum(dim=0)
-        chosen_rewards = beta * chosen_logratios.detach()
-        rejected_rewards = beta * rejected_logratios.detach()
-        return torch.stack([
-            loss.detach().float(),
+        return _statistics(loss, [
             (entropy.detach().float() * weight).sum(),
             weight.sum(),
             batch["pack_num_tokens"].sum(),
@@ -238,13 +247,7 @@ def packed_step_statistics(model: Any, batch: dict[str, Any], *, beta: float, sc
             (mean_logits.float() * rejected_slot).sum(),
             rejected_slot.sum(),
             (is_top1.float() * chosen_slot).sum(),
-            chosen_rewards.mean(),
-            rejected_rewards.mean(),
-            (chosen_rewards > rejected_rewards).float().mean(),
-            (chosen_rewards - rejected_rewards).mean(),
-            chosen_logps.detach().mean(),
-            rejected_logps.detach().mean(),
-        ])
+        ], sides, beta)
 
 
 def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
@@ -352,6 +355,20 @@ def recordable(model: Any):
             layer._gradient_checkpointing_func = func
 
 
+def roomier_shape(key: tuple, recorded, rows_ratio: float | None = None, slots_ratio: float | None = None) -> tuple:
+    """A recorded packed shape (kind, rows, row length, answer slots, pairs) that holds this batch with
+    little more padding (rows at most ROOMIER_ROWS x as long, at most ROOMIER_SLOTS x the answer slots),
+    else `key` itself: a recording step took 0.36-0.61 s on the H200 against 0.06-0.08 s for a replay,
+    and a run of 128 steps saw 22 shapes (BENCHMARKS.md, eighth round)."""
+    rows_ratio = ROOMIER_ROWS if rows_ratio is None else rows_ratio
+    slots_ratio = ROOMIER_SLOTS if slots_ratio is None else slots_ratio
+    kind, rows, width, slots, pairs = key
+    fits = [k for k in recorded
+            if k[0] == kind and k[1] == rows and k[4] == pairs
+            and width <= k[2] <= width * rows_ratio and slots <= k[3] <= slots * slots_ratio]
+    return min(fits, key=lambda k: (k[2], k[3])) if fits else key
+
+
 def _fill_packed(static: dict[str, Any], batch: dict[str, Any], pad_id: int) -> None:
     """Copy a packed batch into a recorded shape as large or larger: rows padded on the right (padding
     tokens, a segment of their own), answer slots padded with empty ones (weight 0), and each source
@@ -433,18 +450,12 @@ class StepGraphs:
         }
 
     def _roomier(self, key: tuple) -> tuple:
-        """A recorded packed shape that holds this batch with little more padding (rows at most
-        ROOMIER_ROWS x as long, at most ROOMIER_SLOTS x the answer slots), else `key` itself: each
-        recording costs ~0.45 s on the H200, and a run of 128 steps saw 22 shapes (BENCHMARKS.md)."""
+        """`roomier_shape` among this trainer's recorded shapes (DPO_TUTOR_GRAPH_ROOMIER=0: none)."""
         from .knobs import switched_on
 
         if not switched_on("DPO_TUTOR_GRAPH_ROOMIER"):
             return key  # a measurement knob: every shape recorded
-        kind, rows, width, slots, pairs = key
-        fits = [k for k in self.recorded
-                if k[0] == kind and k[1] == rows and k[4] == pairs
-                and width <= k[2] <= width * ROOMIER_ROWS and slots <= k[3] <= slots * ROOMIER_SLOTS]
-        return min(fits, key=lambda k: (k[2], k[3])) if fits else key
+        return roomier_shape(key, self.recorded)
 
     def _fill(self, static: dict[str, Any], batch: dict[str, Any]) -> None:
         if PACKED in static:
