@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks, run on the lent H100 through the device tool after ../shared/gpu's two staging calls:
 #   call: source .gpu/s2/setup.sh && bash benchmarks/gpu_session.sh STAGE
-# STAGE: round8 (bench + default recipe, packed pairs), probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, round4 (the bench + the default recipe), multi (2 GPUs vs 1), hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
+# STAGE: round9 (bench + default recipe + cold start), start9 (the first step, one change at a time), round8 (bench + default recipe, packed pairs), probe (cProfile of short runs), chat (the chat benchmark), variants (benchmarks/$VARIANT_FILE), final, round4 (the bench + the default recipe), multi (2 GPUs vs 1), hf (default recipe on the hf backend, watched from the TUI in tmux, then eval and chat),
 #        unsloth (default recipe on Unsloth, plus our Unsloth pipelines), bench (the other pipelines + a real OOM).
 # Everything it produces goes under $OUT (at most 8 files come back: results are tarred).
 set -u
@@ -93,6 +93,42 @@ round7)
   DPO_TUTOR_FAST_PREP=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-trl-prep --quiet > /dev/null 2>&1; log "trl-prep rc=$?"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-trl-prep 2>&1 | tail -9
+  ;;
+round9)
+  # the bench and the default recipe on the ninth round's start-up (lean_imports.py, the reference scored in
+  # eval mode), then the default recipe's cold start (3 steps, an empty dataset cache)
+  bench_and_default
+  DPO_TUTOR_DATASET_CACHE=/tmp/dc-cold timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+    --max-steps 3 --out /tmp/runs/default-cold --quiet > /dev/null 2>&1; log "cold rc=$?"
+  for r in default default-again default-cold; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
+  python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-cold 2>&1 | tail -9
+  for p in /tmp/bench/*/; do cp "$p/events.jsonl" "$OUT/x/bench-$(basename "$p")-events.jsonl"; done
+  tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
+  ;;
+start9)
+  # the time to the first step, one change at a time (after round9 on the same machine): the imports of a
+  # lean hf process (-X importtime), ours-hf without lean imports / with them / with an eager reference pass,
+  # then Unsloth with fresh compile caches (a first run on a machine) scoring the reference in eval mode
+  # and in training mode (TRL's), and once more with the caches of the run before (a later run)
+  one() {  # NAME ENV... : ours-hf or ours-unsloth alone, 18 steps on 576 pairs, its first-step parts
+    name=$1; shift
+    env "$@" timeout 150 python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps 18 --max-pairs 576 \
+      --pipelines "$PIPE" --out /tmp/b9-$name > "$OUT/x/$name.txt" 2>/dev/null; log "$name rc=$?"
+    grep -E "^\| $PIPE" "$OUT/x/$name.txt" | tail -2
+    cp /tmp/b9-$name/$PIPE/events.jsonl "$OUT/x/$name-events.jsonl" 2>/dev/null
+  }
+  DPO_TUTOR_DATASET_CACHE=/tmp/dc-imp timeout 90 python3 -X importtime -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+    --max-steps 1 --max-pairs 256 --eval-steps 0 --out /tmp/runs/imp --quiet 2> "$OUT/x/importtime.txt" > /dev/null; log "importtime rc=$?"
+  python3 "$R/benchmarks/importtime_top.py" "$OUT/x/importtime.txt" 14
+  PIPE=ours-hf
+  one hf-full DPO_TUTOR_LEAN_IMPORTS=0
+  one hf-lean DPO_TUTOR_LEAN_IMPORTS=1
+  one hf-eager-ref DPO_TUTOR_GRAPH_REFERENCE=0
+  PIPE=ours-unsloth
+  one uns-eval TRITON_CACHE_DIR=/tmp/tc1 TORCHINDUCTOR_CACHE_DIR=/tmp/ic1 UNSLOTH_COMPILE_LOCATION=/tmp/uc1
+  one uns-train DPO_TUTOR_REFERENCE_EVAL=0 TRITON_CACHE_DIR=/tmp/tc2 TORCHINDUCTOR_CACHE_DIR=/tmp/ic2 UNSLOTH_COMPILE_LOCATION=/tmp/uc2
+  one uns-warm TRITON_CACHE_DIR=/tmp/tc1 TORCHINDUCTOR_CACHE_DIR=/tmp/ic1 UNSLOTH_COMPILE_LOCATION=/tmp/uc1
+  tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
   ;;
 round8)
   # the bench and the default recipe with packed pairs (engine/train/packing.py), then the default recipe's

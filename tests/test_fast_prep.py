@@ -102,3 +102,43 @@ def test_pairs_scored_longest_first_keep_their_own_reference_log_probs(tmp_path,
                 assert b["metrics"][key] == pytest.approx(a["metrics"][key], rel=1e-3, abs=1e-4), key
     # the rewards are not all ~0 (policy == reference would hide a row given another row's log-probs)
     assert max(abs(e["metrics"].get("rewards/margins", 0.0)) for e in in_order[1:]) > 1e-3
+
+
+def test_the_reference_is_scored_in_eval_mode_and_training_resumes_in_train_mode(tmp_path, monkeypatch):
+    # Unsloth compiles each decoder block per grad mode in training mode only: a reference pass in
+    # training mode compiled a graph used by nothing else (trainer.scoring_mode)
+    from trl import DPOTrainer
+
+    seen = {"reference": [], "step": []}
+    score, step = DPOTrainer.compute_ref_log_probs, DPOTrainer.training_step
+
+    def scoring(self, model, inputs):
+        seen["reference"].append(any(m.training for m in self.model.modules()))
+        return score(self, model, inputs)
+
+    def training(self, model, inputs, *args, **kwargs):
+        result = step(self, model, inputs, *args, **kwargs)
+        seen["step"].append(all(m.training for m in self.model.modules() if m.__class__.__name__ != "Dropout"))
+        return result
+
+    monkeypatch.setattr(DPOTrainer, "compute_ref_log_probs", scoring)
+    monkeypatch.setattr(DPOTrainer, "training_step", training)
+    events = _run(tmp_path, "modes")
+    assert len(events) == 6
+    assert seen["reference"] and not any(seen["reference"])  # every batch of the pass: no module training
+    assert seen["step"] and all(seen["step"])
+
+
+def test_scoring_mode_puts_every_module_back_in_its_own_mode():
+    import torch
+    from dpo_tutor.engine.train.trainer import scoring_mode
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1), torch.nn.Linear(2, 2))
+    model.train()
+    model[1].eval()  # one module left in eval mode by its owner
+    with scoring_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+    with pytest.raises(RuntimeError), scoring_mode(model):
+        raise RuntimeError("a failed pass")
+    assert [m.training for m in model.modules()] == [True, True, False, True]

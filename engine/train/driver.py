@@ -16,6 +16,7 @@ and a `stopped` event written. CUDA out of memory ends as `failed` with remedies
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -391,6 +392,12 @@ def _yield_records(records: list[dict]):
 
 
 def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
+    # What the backend sets up for the run's life (lean_imports.py) ends with it, even on an error.
+    with contextlib.ExitStack() as run_scope:
+        return _train_in(run, checkpoint, skip_through, run_scope)
+
+
+def _train_in(run: _Run, checkpoint: Path | None, skip_through: int, run_scope: contextlib.ExitStack) -> RunResult:
     config, run_dir = run.config, run.run_dir
     from ..models import TINY, ModelSource, resolve_model
 
@@ -419,7 +426,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         from . import unsloth_backend as backend
     else:
         from . import hf_backend as backend  # type: ignore[no-redef]
-    notes = backend.prepare()
+    notes = backend.prepare(config, source, run_scope)
 
     import torch
 
@@ -450,6 +457,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int) -> RunResult:
         resumed_from=_checkpoint_step(checkpoint),
         total_steps=config.max_steps,
         cpu_logprob=bool(notes.get("cpu_logprob")),
+        imports_left_out=list(notes.get("imports_left_out") or []),  # lean_imports.py
         process_started=_process_start(),  # wall clock: imports and start-up before this event
     )
     log.info("backend %s: %s", choice.name, choice.reason)

@@ -6,6 +6,7 @@ stand-in from cpu_logprob so the same TRL trainer runs.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..config import TrainConfig
@@ -14,12 +15,22 @@ from ..models import ModelSource, load_model_and_tokenizer
 NAME = "hf"
 
 
-def prepare() -> dict[str, Any]:
-    """Import the stack; return notes for the run_started event."""
+def prepare(config: TrainConfig | None = None, source: ModelSource | None = None,
+            run_scope: contextlib.ExitStack | None = None) -> dict[str, Any]:
+    """Import the stack; return notes for the run_started event. With a run's scope, for the run's life
+    without the optional packages it never uses (lean_imports.py)."""
     from . import cpu_logprob
+    from .lean_imports import for_hf_run, import_hf_stack
 
+    left_out: list[str] = []
+    if run_scope is not None and config is not None and source is not None:
+        left_out = run_scope.enter_context(for_hf_run(config.optim, source))
+    import_hf_stack()
     installed = cpu_logprob.install()
-    return {"cpu_logprob": installed}
+    notes: dict[str, Any] = {"cpu_logprob": installed}
+    if left_out:
+        notes["imports_left_out"] = left_out  # a list: versions() copies only the strings
+    return notes
 
 
 def target_modules(config: TrainConfig) -> str | list[str]:

@@ -41,6 +41,31 @@ class _ReferencePass:
     reported: float = 0.0  # time.monotonic() of the last report
 
 
+@contextlib.contextmanager
+def scoring_mode(model):
+    """The model in eval mode while the reference is scored, then every module back in its own mode.
+
+    Why: the reference is the frozen base model, and eval mode is how a model is scored. It also saves
+    Unsloth's first step most of a compile: Unsloth compiles each decoder block once per grad mode, in
+    training mode only, so a reference pass in training mode (TRL's, which leaves the mode as it is)
+    compiled a no-grad graph used by nothing else (18.8 s of a 58.9 s first step on the H200,
+    BENCHMARKS.md seventh and ninth rounds). With no dropout (what the default recipe trains with) the
+    two modes compute the same values on the hf backend.
+    """
+    from .knobs import switched_on
+
+    if not switched_on("DPO_TUTOR_REFERENCE_EVAL"):  # "0": TRL's way, the mode left as it is (a measurement knob)
+        yield
+        return
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def pair_lengths(dataset) -> list[int]:
     """Tokens of prompt + the longer answer, for each tokenized preference row."""
     return [
@@ -99,14 +124,15 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
         def _precompute_ref_logps(self, dataset, name, batch_size):
-            # Scored longest pairs first (batches padded to rows of like length: fast_prep.py), then put
-            # back in the rows' own order.
+            # Scored in eval mode (scoring_mode), longest pairs first (batches padded to rows of like
+            # length: fast_prep.py), then put back in the rows' own order.
             from . import fast_prep
 
             order = fast_prep.longest_first(dataset) if self.args.world_size == 1 else None
-            if order is None:
-                return self._scored_in_order(dataset, name, batch_size)
-            scored = self._scored_in_order(dataset.select(order), name, batch_size)
+            with scoring_mode(self.model):
+                if order is None:
+                    return self._scored_in_order(dataset, name, batch_size)
+                scored = self._scored_in_order(dataset.select(order), name, batch_size)
             return scored.select(fast_prep.inverse(order))
 
         def _scored_in_order(self, dataset, name, batch_size):

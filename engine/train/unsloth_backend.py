@@ -7,6 +7,7 @@ are imported, because Unsloth patches them globally (and takes ~40 s). Nothing e
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ..config import TrainConfig
@@ -16,10 +17,16 @@ NAME = "unsloth"
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def prepare() -> dict[str, Any]:
+def prepare(config: TrainConfig | None = None, source: ModelSource | None = None,
+            run_scope: contextlib.ExitStack | None = None) -> dict[str, Any]:
     import os
 
+    from .lean_imports import lean
+
     os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")  # never a silent CPU "Unsloth"
+    if run_scope is not None:
+        # the installed distributions listed once; nothing hidden: Unsloth uses bitsandbytes and torchao
+        run_scope.enter_context(lean())
     import unsloth
 
     return {"unsloth": getattr(unsloth, "__version__", "?")}
