@@ -100,8 +100,14 @@ round9)
   bench_and_default
   DPO_TUTOR_DATASET_CACHE=/tmp/dc-cold timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-cold --quiet > /dev/null 2>&1; log "cold rc=$?"
-  for r in default default-again default-cold; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
-  python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-cold 2>&1 | tail -9
+  # the same cold start with the reference pass's per-batch waits (DPO_TUTOR_REF_ASYNC=0), and with 128 pairs a batch
+  DPO_TUTOR_REF_ASYNC=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-sync timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+    --max-steps 3 --out /tmp/runs/default-cold-waits --quiet > /dev/null 2>&1; log "cold-waits rc=$?"
+  DPO_TUTOR_REF_BATCH=128 DPO_TUTOR_DATASET_CACHE=/tmp/dc-128 timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+    --max-steps 3 --out /tmp/runs/default-cold-128 --quiet > /dev/null 2>&1; log "cold-128 rc=$?"
+  runs="default default-again default-cold default-cold-waits default-cold-128"
+  for r in $runs; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
+  python3 "$R/benchmarks/summarize_runs.py" $(for r in $runs; do echo /tmp/runs/$r; done) 2>&1 | tail -13
   for p in /tmp/bench/*/; do cp "$p/events.jsonl" "$OUT/x/bench-$(basename "$p")-events.jsonl"; done
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
   ;;
