@@ -142,26 +142,3 @@ def test_scoring_mode_puts_every_module_back_in_its_own_mode():
     with pytest.raises(RuntimeError), scoring_mode(model):
         raise RuntimeError("a failed pass")
     assert [m.training for m in model.modules()] == [True, True, False, True]
-
-
-def test_reference_log_probs_reach_the_host_with_one_wait_after_the_last_batch():
-    import torch
-    from dpo_tutor.engine.train.trainer import HostCopies, host_copies_wanted
-
-    waits = []
-    copies = HostCopies(synchronize=lambda: waits.append(1))
-    chosen, rejected = torch.tensor([-1.5, -2.0]), torch.tensor([-3.25, -0.5])
-    first = copies.to_host((chosen, rejected), last=False)
-    assert waits == []  # no wait for the GPU after a batch
-    assert [t.tolist() for t in first] == [[-1.5, -2.0], [-3.25, -0.5]]
-    assert first[0].data_ptr() != chosen.data_ptr()  # host tensors of their own, not views of the device's
-    copies.to_host((chosen, rejected), last=True)
-    assert waits == [1]  # one wait, before TRL reads them all
-    assert host_copies_wanted("cuda", 1) and not host_copies_wanted("cpu", 1) and not host_copies_wanted("cuda", 2)
-
-
-def test_reference_copies_can_be_switched_off(monkeypatch):
-    from dpo_tutor.engine.train.trainer import host_copies_wanted
-
-    monkeypatch.setenv("DPO_TUTOR_REF_ASYNC", "0")
-    assert not host_copies_wanted("cuda", 1)

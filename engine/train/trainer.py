@@ -33,50 +33,12 @@ def graph_reference() -> bool:
     return switched_on("DPO_TUTOR_GRAPH_REFERENCE")
 
 
-class HostCopies:
-    """The reference pass's log-probs copied to the host without waiting for the GPU, batch by batch; the
-    last batch waits once, for all of them.
-
-    Why: TRL's pass copies each batch's log-probs to the host with `.cpu()`, a wait for the GPU, so the
-    GPU then idles while the host collates and sends the next batch (~12 ms of collation alone for 64
-    real pairs on our CPU machine, over ~32 batches for the default run). Copied into pinned memory on
-    the GPU's stream instead, TRL's `.cpu()` finds them on the host already and the host runs ahead to
-    the next batch. TRL concatenates the copies right after its last batch: the wait comes before that.
-    `DPO_TUTOR_REF_ASYNC=0`: TRL's waits (a measurement knob).
-    """
-
-    def __init__(self, synchronize=None):
-        import torch
-
-        self.pin = torch.cuda.is_available()
-        self.synchronize = synchronize or torch.cuda.synchronize
-
-    def to_host(self, logps: tuple, last: bool) -> tuple:
-        import torch
-
-        out = []
-        for tensor in logps:
-            host = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=self.pin)
-            host.copy_(tensor, non_blocking=self.pin)
-            out.append(host)
-        if last:
-            self.synchronize()  # every copy done before TRL reads them
-        return tuple(out)
-
-
-def host_copies_wanted(device_type: str, world: int) -> bool:
-    from .knobs import switched_on
-
-    return device_type == "cuda" and world == 1 and switched_on("DPO_TUTOR_REF_ASYNC")
-
-
 @dataclass
 class _ReferencePass:
     name: str  # TRL's name of the dataset: "train" or "eval"
     total: int  # pairs to score
     scored: int = 0
     reported: float = 0.0  # time.monotonic() of the last report
-    copies: HostCopies | None = None  # CUDA, one process: copies that do not wait for the GPU
 
 
 @contextlib.contextmanager
@@ -188,8 +150,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
                 dataset._fingerprint = rows_fingerprint(dataset, recipe)
             except (AttributeError, KeyError, TypeError, ValueError):
                 pass  # TRL's own fingerprint: correct, only not found again by the next run
-            copies = HostCopies() if host_copies_wanted(self.accelerator.device.type, self.args.world_size) else None
-            self._ref_pass = _ReferencePass(name, len(dataset), copies=copies)
+            self._ref_pass = _ReferencePass(name, len(dataset))
             self._report_ref_pass(force=True)
             try:
                 return super()._precompute_ref_logps(dataset, name, batch_size)
@@ -303,11 +264,8 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
 
         def compute_ref_log_probs(self, model, inputs):
             logps = self._reference_log_probs(model, inputs)
-            current = self._ref_pass
-            if current is not None and "input_ids" in inputs:
-                current.scored += int(inputs["input_ids"].shape[0]) // 2  # chosen and rejected rows
-                if current.copies is not None:
-                    logps = current.copies.to_host(logps, last=current.scored >= current.total)
+            if self._ref_pass is not None and "input_ids" in inputs:
+                self._ref_pass.scored += int(inputs["input_ids"].shape[0]) // 2  # chosen and rejected rows
                 self._report_ref_pass()
             return logps
 
