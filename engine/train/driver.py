@@ -497,7 +497,7 @@ def _train_in(run: _Run, checkpoint: Path | None, skip_through: int, run_scope: 
         compiling.tune_cuda_training()
     compiling_message = ""
     if choice.name == "unsloth":
-        compiling_message = "the first step compiles Unsloth's kernels (~45 s)"
+        compiling_message = "the first step compiles Unsloth's kernels (~15 s on an H200)"
     elif use_compile:
         compiling_message = "the first step compiles the decoder layers (torch.compile; cached for later runs)"
     graphed = graphable_recipe and graphed_step.wanted(

@@ -17,6 +17,9 @@ there showed about a third of them spent on things a hf run of a dense model nev
   that is quantized, or one whose config cannot be read before loading (a hub model not downloaded
   yet), keeps them all; Unsloth keeps them all (it needs bitsandbytes, and patches the stack itself).
 
+Measured on one lent H200, one process each on the same machine: imports 9.2 -> 6.1 s, first logged
+step 15.3 -> 11.2 s (BENCHMARKS.md, ninth round).
+
 When the run ends (the context closes) a later `import sklearn` in the same process works again; what
 the libraries decided meanwhile stays decided (transformers caches its availability checks), so only a
 process that trains uses this. `DPO_TUTOR_LEAN_IMPORTS=0` turns it off (a measurement knob).

@@ -48,9 +48,9 @@ def scoring_mode(model):
     Why: the reference is the frozen base model, and eval mode is how a model is scored. It also saves
     Unsloth's first step most of a compile: Unsloth compiles each decoder block once per grad mode, in
     training mode only, so a reference pass in training mode (TRL's, which leaves the mode as it is)
-    compiled a no-grad graph used by nothing else (18.8 s of a 58.9 s first step on the H200,
-    BENCHMARKS.md seventh and ninth rounds). With no dropout (what the default recipe trains with) the
-    two modes compute the same values on the hf backend.
+    compiled a no-grad graph used by nothing else: on the H200, with empty compile caches, 64.2 -> 48.2 s
+    to Unsloth's first step (BENCHMARKS.md, ninth round). With no dropout (what the default recipe
+    trains with) the two modes compute the same values on the hf backend.
     """
     from .knobs import switched_on
 
