@@ -6,8 +6,8 @@ batches, gradient checkpointing, reference scored once, lr 5e-4, 2 epochs over t
 of HH-RLHF harmless-base test = 128 steps) trains at ~300-350 pairs/s in 1.7-2.1 GiB on the hf backend
 with recorded CUDA-graph steps on packed pairs (what auto picks; first step 14-16 s after a cold start,
 ~23 s of training), 94-138 pairs/s on Unsloth, ending near train loss 0.4 and held-out accuracy
-0.71-0.75; the low-memory preset (8 x 4) at 200-210 pairs/s in 0.81 GiB. Durations in the labels are for one GPU; on
-a CPU everything takes far longer.
+0.71-0.75; the low-memory preset (8 x 4) at 200-210 pairs/s in 0.81 GiB. Durations in the labels are
+for one GPU; on a CPU everything takes far longer.
 """
 
 from __future__ import annotations
