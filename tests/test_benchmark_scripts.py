@@ -71,3 +71,8 @@ def test_graph_shapes_counts_recordings_with_the_trainers_reuse_rule():
     keys = [("packed", 32, 512, 1024, 32), ("packed", 32, 448, 1024, 32), ("packed", 32, 512, 1024, 32)]
     assert shapes.replay(keys, 1.0, 1.0) == (2, 32 * 512 + 32 * 448 + 32 * 512)  # every shape its own
     assert shapes.replay(keys, 1.2, 1.0) == (1, 3 * 32 * 512)  # 448 rides in the recorded 512
+
+
+def test_lean_imports_benchmark_times_both_ways_on_the_tiny_model():
+    out = run_script("lean_imports", "--runs", "1")
+    assert "| all (DPO_TUTOR_LEAN_IMPORTS=0) | 1 |" in out and "| lean | 1 |" in out

@@ -15,19 +15,15 @@ from ..models import ModelSource, load_model_and_tokenizer
 NAME = "hf"
 
 
-def prepare(config: TrainConfig | None = None, source: ModelSource | None = None,
-            run_scope: contextlib.ExitStack | None = None) -> dict[str, Any]:
-    """Import the stack; return notes for the run_started event. With a run's scope, for the run's life
-    without the optional packages it never uses (lean_imports.py)."""
+def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.ExitStack) -> dict[str, Any]:
+    """Import the stack, for the run's life without the optional packages it never uses
+    (lean_imports.py); return notes for the run_started event."""
     from . import cpu_logprob
-    from .lean_imports import for_hf_run, import_hf_stack
+    from .lean_imports import hidden_for_hf, import_hf_stack, lean
 
-    left_out: list[str] = []
-    if run_scope is not None and config is not None and source is not None:
-        left_out = run_scope.enter_context(for_hf_run(config.optim, source))
+    left_out = run_scope.enter_context(lean(hidden_for_hf(config.optim, source)))
     import_hf_stack()
-    installed = cpu_logprob.install()
-    notes: dict[str, Any] = {"cpu_logprob": installed}
+    notes: dict[str, Any] = {"cpu_logprob": cpu_logprob.install()}
     if left_out:
         notes["imports_left_out"] = left_out  # a list: versions() copies only the strings
     return notes

@@ -104,14 +104,9 @@ def hidden_for_hf(optim: str, source: Any) -> list[str]:
     return [name for name in UNUSED_BY_HF if not (name == "bitsandbytes" and "8bit" in optim)]
 
 
-def for_hf_run(optim: str, source: Any) -> contextlib.AbstractContextManager[list[str]]:
-    """`lean()` for a hf run: enter it before the stack is imported, leave it when the run ends."""
-    return lean(hidden_for_hf(optim, source))
-
-
 def import_hf_stack() -> None:
     """Import what a hf training run uses (transformers, PEFT, TRL, datasets) now, inside the run's
-    `lean()`, rather than wherever the run first needs each."""
+    `lean(hidden_for_hf(...))`, rather than wherever the run first needs each."""
     import datasets  # noqa: F401
     import peft.helpers  # noqa: F401 - imports bitsandbytes when it can
     import transformers  # noqa: F401

@@ -2,7 +2,8 @@
 by Unsloth). CUDA only.
 
 `prepare()` imports Unsloth: it must run first in the training process, before transformers or TRL
-are imported, because Unsloth patches them globally (and takes ~40 s). Nothing else imports this module.
+are imported, because Unsloth patches them globally (its imports took 16-19 s on an H200, BENCHMARKS.md
+ninth round). Nothing else imports this module.
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ NAME = "unsloth"
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def prepare(config: TrainConfig | None = None, source: ModelSource | None = None,
-            run_scope: contextlib.ExitStack | None = None) -> dict[str, Any]:
+def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.ExitStack) -> dict[str, Any]:
     import os
 
     from .lean_imports import lean
 
     os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")  # never a silent CPU "Unsloth"
-    if run_scope is not None:
-        # the installed distributions listed once; nothing hidden: Unsloth uses bitsandbytes and torchao
-        run_scope.enter_context(lean())
+    # the installed distributions listed once; nothing hidden: Unsloth uses bitsandbytes and torchao
+    run_scope.enter_context(lean())
     import unsloth
 
     return {"unsloth": getattr(unsloth, "__version__", "?")}
