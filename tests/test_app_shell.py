@@ -23,9 +23,14 @@ async def test_help_lists_the_app_bindings(tmp_path):
         from dpo_tutor.tui.screens.help import HelpScreen
 
         assert isinstance(app.screen, HelpScreen)
-        text = app.screen.query_one("#help-text").source
+        text = app.screen.text
         for label in ("Learn", "Data", "Train", "Evaluate", "Chat", "Quit"):
             assert label in text
+        # the area's own keys come first, in words a person reads
+        assert text.splitlines()[0].startswith("Learn: this area's keys")
+        assert "next lesson" in text.lower().split("Everywhere")[0]
+        assert "right_square_bracket" not in text and "question_mark" not in text
+        assert "  ]" in text and "  ?" in text
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 

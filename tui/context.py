@@ -21,6 +21,9 @@ class AppContext:
     # Whether this machine shows a GPU (None: look, once, without importing torch); picks the Train
     # form's first preset and whether it warns about CPU training times.
     gpu: bool | None = None
+    # Look for runs still training (started before the app opened) and re-attach to one; the CLI's
+    # factory sets it, tests that build an AppContext leave it off.
+    reattach: bool = False
 
     def has_gpu(self) -> bool:
         if self.gpu is None:

@@ -11,7 +11,7 @@ Entry = tuple[str, str, Callable[[], object]]
 
 
 def _areas(app) -> list[Entry]:
-    from .app import AREAS
+    from .areas import AREAS
 
     return [
         (f"go to {label}", f"switch to the {label} area", lambda name=name: app.switch_mode(name))

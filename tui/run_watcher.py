@@ -498,24 +498,3 @@ def watcher_of(app: App) -> RunWatcher:
         watcher = RunWatcher(app)
         app.run_watcher = watcher  # type: ignore[attr-defined]
     return watcher
-
-
-async def quit_app(app: App) -> None:
-    """Quit; while a run trains, first ask whether to stop it or leave it running detached."""
-    watcher = getattr(app, "run_watcher", None)
-    if watcher is None or not watcher.run_is_live:
-        app.exit()
-        return
-    from .widgets.train_dialogs import QuitWhileTrainingDialog
-
-    if isinstance(app.screen, QuitWhileTrainingDialog):
-        return  # already asking
-    def decide(choice: str | None) -> None:
-        if choice == "stop":
-            watcher.stop()
-            app.exit()
-        elif choice == "detach":
-            watcher.detach = True
-            app.exit()
-
-    app.push_screen(QuitWhileTrainingDialog(watcher.state.name if watcher.state else "the run"), decide)
