@@ -197,3 +197,89 @@ def torch_dpo_terms(beta: float, pc, pr, rc, rr) -> dict:
 def torch_dpo_loss(beta: float, pc, pr, rc, rr):
     """Mean sigmoid DPO loss over a batch of pairs (differentiable)."""
     return torch_dpo_terms(beta, pc, pr, rc, rr)["loss"].mean()
+
+
+# -- beyond the sigmoid: the variants lesson 12 compares on one pair ---------------------------------
+#
+# Each takes the same four summed log-probs (and, where a variant normalises by length, the two
+# answers' token counts) and returns the loss and its slope: the derivative of the loss with respect
+# to the score it is a function of. A slope of 0 means the pair has stopped pulling.
+
+
+def ipo_loss(tau: float, h: float) -> float:
+    """IPO (Azar et al. 2023, arXiv 2310.12036, eq. 17): (h - 1/(2 tau))^2.
+
+    `h` is the log-ratio difference; TRL's loss_type="ipo" averages each log-ratio over the answer's
+    tokens first (its code notes the IPO authors confirmed that form). The loss has a minimum at
+    h = 1/(2 tau): past it, the gradient pushes back, so h cannot grow without bound.
+    """
+    if tau <= 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    return (h - 1.0 / (2.0 * tau)) ** 2
+
+
+def ipo_slope(tau: float, h: float) -> float:
+    return 2.0 * (h - 1.0 / (2.0 * tau))
+
+
+def robust_loss(beta: float, delta: float, eps: float) -> float:
+    """Robust DPO (Chowdhury et al. 2024, arXiv 2403.00409), TRL's loss_type="robust".
+
+    [-(1-eps) log sigma(beta delta) + eps log sigma(-beta delta)] / (1 - 2 eps): an unbiased estimate of
+    the clean loss when a share `eps` of the pairs have their labels flipped.
+    """
+    if not 0 <= eps < 0.5:
+        raise ValueError(f"label smoothing must lie in [0, 0.5), got {eps}")
+    return (-(1 - eps) * log_sigmoid(beta * delta) + eps * log_sigmoid(-beta * delta)) / (1 - 2 * eps)
+
+
+def robust_slope(beta: float, delta: float, eps: float) -> float:
+    """d loss / d delta: -beta [(1-eps) sigma(-beta delta) + eps sigma(beta delta)] / (1 - 2 eps)."""
+    return -beta * ((1 - eps) * sigmoid(-beta * delta) + eps * sigmoid(beta * delta)) / (1 - 2 * eps)
+
+
+def simpo_loss(beta: float, gamma: float, pc: float, pr: float, n_chosen: int, n_rejected: int) -> float:
+    """SimPO (Meng et al. 2024, arXiv 2405.14734): -log sigma(beta/|y_w| log pi(y_w) - beta/|y_l| log pi(y_l) - gamma).
+
+    Reference-free: only the policy's log-probs, each averaged over its answer's tokens, so a longer
+    answer gains nothing from its length; gamma is a target margin.
+    """
+    return -log_sigmoid(simpo_score(beta, gamma, pc, pr, n_chosen, n_rejected))
+
+
+def simpo_score(beta: float, gamma: float, pc: float, pr: float, n_chosen: int, n_rejected: int) -> float:
+    if n_chosen <= 0 or n_rejected <= 0:
+        raise ValueError("token counts must be positive")
+    return beta * pc / n_chosen - beta * pr / n_rejected - gamma
+
+
+@dataclass(frozen=True)
+class LossVariant:
+    name: str
+    formula: str
+    score: float  # what the loss is a function of, at this pair
+    loss: float
+    slope: float  # d loss / d score; 0 = the pair no longer pulls
+    fixes: str
+
+
+def loss_variants(pc: float, pr: float, rc: float, rr: float, n_chosen: int, n_rejected: int, *,
+                  beta: float = 0.1, tau: float = 0.1, eps: float = 0.1, simpo_beta: float = 2.0,
+                  simpo_gamma: float = 1.0) -> list[LossVariant]:
+    """The sigmoid, IPO, robust and SimPO losses of one pair, each with what it was made to fix."""
+    delta = logratio_delta(pc, pr, rc, rr)
+    h = (pc - rc) / n_chosen - (pr - rr) / n_rejected  # TRL's ipo: per-token log-ratios
+    s = simpo_score(simpo_beta, simpo_gamma, pc, pr, n_chosen, n_rejected)
+    return [
+        LossVariant("sigmoid (DPO)", f"-log σ(β·δ), β={beta:g}", delta, dpo_loss_from_delta(beta, delta),
+                    -beta * gradient_weight(beta, delta),
+                    "the baseline: never reaches 0, so with a pair that is always preferred δ keeps growing"),
+        LossVariant("IPO", f"(h - 1/(2τ))², τ={tau:g}, h per token", h, ipo_loss(tau, h), ipo_slope(tau, h),
+                    f"a target h = {1 / (2 * tau):g}: past it the loss pushes back, so δ stays bounded"),
+        LossVariant("robust", f"label smoothing ε={eps:g}", delta, robust_loss(beta, delta, eps),
+                    robust_slope(beta, delta, eps),
+                    f"noisy labels: unbiased if {eps:.0%} of pairs are flipped"),
+        LossVariant("SimPO-style", f"-log σ(β/|y|·log π diff - γ), β={simpo_beta:g}, γ={simpo_gamma:g}", s,
+                    -log_sigmoid(s), -sigmoid(-s),
+                    "no reference model, and length: log-probs averaged per token"),
+    ]
