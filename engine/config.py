@@ -41,7 +41,9 @@ HELP: dict[str, str] = {
     "max_pairs": "use at most this many training pairs (0 = all)",
     "heldout_fraction": "share of prompts held out for evaluation (grouped by prompt)",
     "beta": "how strongly DPO keeps the policy near the reference (higher = closer); 0.1 is typical",
-    "loss_type": "TRL's DPO loss variant; 'sigmoid' is the paper's loss",
+    "loss_type": "TRL's DPO loss variant; 'sigmoid' is the paper's loss, 'ipo' and 'robust' bound it",
+    "label_smoothing": "share of pairs assumed mislabelled, for the 'robust' loss (0 to below 0.5)",
+    "nll_weight": "weight of an extra NLL term on the chosen answers (TRL's 'sft' loss; RPO); 0 = none",
     "learning_rate": "optimizer step size; a LoRA on a 135M model wants ~5e-4",
     "lr_scheduler": "how the learning rate changes over the run",
     "warmup_ratio": "share of steps spent warming the learning rate up",
@@ -85,6 +87,8 @@ class TrainConfig:
     heldout_fraction: float = 0.1
     beta: float = 0.1
     loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+    nll_weight: float = 0.0
     learning_rate: float = 5e-4
     lr_scheduler: str = "cosine"
     warmup_ratio: float = 0.05
@@ -194,6 +198,16 @@ class TrainConfig:
             warnings.append(f"beta {self.beta} is very large: the policy will barely move from the reference.")
         if self.loss_type not in LOSS_TYPES:
             errors.append(f"loss_type '{self.loss_type}' is not one of TRL's: {', '.join(LOSS_TYPES)}.")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            errors.append(f"label_smoothing must be at least 0 and below 0.5 (got {self.label_smoothing}).")
+        elif self.label_smoothing and self.loss_type not in ("robust", "exo_pair", "aot", "aot_unpaired"):
+            warnings.append(f"label_smoothing is ignored by the '{self.loss_type}' loss.")
+        if self.loss_type == "exo_pair" and self.label_smoothing == 0:
+            errors.append("the 'exo_pair' loss needs label_smoothing > 0 (its paper suggests 0.001).")
+        if self.nll_weight < 0:
+            errors.append(f"nll_weight must be 0 or more (got {self.nll_weight}).")
+        if self.loss_type == "sft" and self.nll_weight:
+            errors.append("loss_type 'sft' already is the NLL loss: leave nll_weight at 0.")
         if not self.learning_rate > 0:
             errors.append(f"learning_rate must be > 0 (got {self.learning_rate}).")
         elif not 1e-7 <= self.learning_rate <= 1e-2:

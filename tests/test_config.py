@@ -113,3 +113,15 @@ def test_help_lists_every_flag(capsys):
                  "--resume", "--runs-dir", "--trust-remote-code", "--allow-pickle"):
         assert flag in out, flag
     assert "how strongly DPO keeps the policy near the reference" in out
+
+
+def test_loss_settings_are_validated_in_sentences():
+    errors, _ = TrainConfig(loss_type="robust", label_smoothing=0.5).validate()
+    assert any("label_smoothing must be at least 0 and below 0.5" in e for e in errors)
+    errors, _ = TrainConfig(nll_weight=-1).validate()
+    assert any("nll_weight must be 0 or more" in e for e in errors)
+    errors, warnings = TrainConfig(loss_type="ipo", label_smoothing=0.1).validate()
+    assert not errors and any("ignored by the 'ipo' loss" in w for w in warnings)
+    assert TrainConfig(loss_type="robust", label_smoothing=0.1, nll_weight=0.2).validate()[0] == []
+    text = TrainConfig(nll_weight=0.2, label_smoothing=0.1).to_toml()
+    assert "nll_weight = 0.2" in text and "label_smoothing = 0.1" in text

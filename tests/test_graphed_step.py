@@ -34,9 +34,21 @@ def _steps(events):
     return [e["metrics"] for e in events if e["type"] == "step"]
 
 
-@pytest.mark.parametrize("packed", [True, False])  # the default (packing.py), and TRL's two rows a pair
-def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed):
-    plain = _run(tmp_path, "plain")
+LOSSES = {  # each loss a recorded step computes, as TRL's step computes it
+    "sigmoid": {},
+    "ipo": {"loss_type": "ipo"},
+    "robust": {"loss_type": "robust", "label_smoothing": 0.2},
+    "sigmoid+nll": {"nll_weight": 0.5},
+}
+
+
+@pytest.mark.parametrize(("packed", "loss"), [
+    (True, "sigmoid"), (False, "sigmoid"),  # the default (packing.py), and TRL's two rows a pair
+    (True, "ipo"), (False, "ipo"), (True, "robust"), (True, "sigmoid+nll"), (False, "sigmoid+nll"),
+])
+def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed, loss):
+    recipe = LOSSES[loss]
+    plain = _run(tmp_path, "plain", **recipe)
     monkeypatch.setenv("DPO_TUTOR_PACK", "1" if packed else "0")
     monkeypatch.setattr(graphed_step, "wanted", lambda *a, **k: True)  # as on a CUDA GPU
     monkeypatch.setattr(graphed_step, "BUCKET", 16)  # the bundled sample's pairs are short: several shapes
@@ -58,7 +70,7 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
         written.append(self)
 
     monkeypatch.setattr(trainer_module._LaggedLog, "__init__", noting)
-    graphed = _run(tmp_path, "graphed")
+    graphed = _run(tmp_path, "graphed", **recipe)
 
     assert len(recorded) == 12  # 6 steps x 2 accumulated micro-batches, all through our step
     assert {scale for _, scale, _ in recorded} == {0.5}
@@ -84,6 +96,9 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
                 for e in events if e["type"] in ("step", "eval")]
 
     assert order(graphed) == order(plain)
+    # The packed layout sums in another order; IPO's squared loss (and its larger steps) carries that
+    # float noise further than the sigmoid's over 6 steps at lr 5e-3: 1e-5 rel at step 1, ~3e-4 at step 3.
+    tolerance = 1e-4 if loss == "sigmoid" else 1e-3
     for number, (step_a, step_b) in enumerate(zip(a, b, strict=True), start=1):
         for key in METRICS:
             if key.startswith("rewards/") and number == 1:
@@ -92,12 +107,12 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
                 if key != "rewards/accuracies":
                     assert abs(step_b[key]) < 1e-4 and abs(step_a[key]) < 1e-4
                 continue
-            assert step_b[key] == pytest.approx(step_a[key], rel=1e-4, abs=1e-5), (number, key)
+            assert step_b[key] == pytest.approx(step_a[key], rel=tolerance, abs=tolerance / 10), (number, key)
     # the weights moved (equal metrics cannot come from two runs that both did nothing)
     assert max(abs(step["rewards/margins"]) for step in a[1:]) > 1e-2
     evals_a = [e["metrics"]["eval_loss"] for e in plain if e["type"] == "eval"]
     evals_b = [e["metrics"]["eval_loss"] for e in graphed if e["type"] == "eval"]
-    assert evals_b == pytest.approx(evals_a, rel=1e-4, abs=1e-5) and len(evals_a) == 2
+    assert evals_b == pytest.approx(evals_a, rel=tolerance, abs=tolerance / 10) and len(evals_a) == 2
 
 
 def test_bucket_lengths():
@@ -124,7 +139,9 @@ def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
     from peft import LoraConfig, get_peft_model
 
     assert graphed_step.recipe_allows(TrainConfig())
-    for change in ({"loss_type": "ipo"}, {"precompute_ref": False}, {"lora_dropout": 0.1}, {"compile": "on"},
+    for recipe in LOSSES.values():
+        assert graphed_step.recipe_allows(TrainConfig(**recipe)), recipe
+    for change in ({"loss_type": "hinge"}, {"precompute_ref": False}, {"lora_dropout": 0.1}, {"compile": "on"},
                    {"cuda_graphs": "off"}):
         assert not graphed_step.recipe_allows(TrainConfig(**change)), change
 
@@ -139,6 +156,13 @@ def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
     assert graphed_step.unsupported_reason(trainer()) is None
     assert graphed_step.unsupported_reason(trainer(use_dora=True)) == "DoRA"
     assert "dropout" in graphed_step.unsupported_reason(trainer(lora_dropout=0.1))
-    ipo = trainer()
-    ipo.loss_types = ["ipo"]
-    assert graphed_step.unsupported_reason(ipo) == "loss ['ipo'] (graphed steps do the sigmoid loss)"
+    hinge = trainer()
+    hinge.loss_types = ["hinge"]
+    assert graphed_step.unsupported_reason(hinge) == (
+        "loss ['hinge'] (graphed steps do sigmoid, ipo, robust, optionally + sft)")
+    rpo = trainer()
+    rpo.loss_types, rpo.loss_weights = ["sigmoid", "sft"], [1.0, 0.5]
+    assert graphed_step.unsupported_reason(rpo) is None
+    assert graphed_step.PreferenceLoss.from_trainer(SimpleNamespace(
+        loss_types=["robust", "sft"], loss_weights=[1.0, 0.3], beta=0.2, label_smoothing=0.1,
+    )) == graphed_step.PreferenceLoss("robust", 0.2, 0.1, 0.3)

@@ -136,10 +136,10 @@ def test_a_batch_replayed_in_a_roomier_recorded_shape_trains_the_same(tiny, monk
         return stats, [g.clone() for g in graphs.grads]
 
     model.train()
-    alone_stats, alone_grads = run(graphed_step.StepGraphs(model, 0.1, 512, pad_id=pad), narrow)
+    alone_stats, alone_grads = run(graphed_step.StepGraphs(model, graphed_step.PreferenceLoss(beta=0.1), 512, pad_id=pad), narrow)
     monkeypatch.setattr(graphed_step, "ROOMIER_ROWS", 100.0)  # any longer recorded row will do
     monkeypatch.setattr(graphed_step, "ROOMIER_SLOTS", 100.0)
-    graphs = graphed_step.StepGraphs(model, 0.1, 512, pad_id=pad)
+    graphs = graphed_step.StepGraphs(model, graphed_step.PreferenceLoss(beta=0.1), 512, pad_id=pad)
     run(graphs, wide)  # records the wide shape
     roomy_stats, roomy_grads = run(graphs, narrow)
     model.eval()

@@ -33,6 +33,9 @@ _VALUE_FLAGS: list[tuple[str, str, type, str]] = [
     ("--format", "data_format", str, "FORMAT"),
     ("--columns", "columns", str, "MAP"),
     ("--beta", "beta", float, "B"),
+    ("--loss-type", "loss_type", str, "LOSS"),
+    ("--label-smoothing", "label_smoothing", float, "EPS"),
+    ("--nll-weight", "nll_weight", float, "W"),
     ("--lr", "learning_rate", float, "LR"),
     ("--max-steps", "max_steps", int, "N"),
     ("--epochs", "epochs", float, "E"),
@@ -65,9 +68,10 @@ _SWITCH_FLAGS: list[tuple[str, str]] = [
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from dpo_tutor.engine.config import BACKENDS, COMPILE_MODES, CUDA_GRAPH_MODES, HELP
+    from dpo_tutor.engine.config import BACKENDS, COMPILE_MODES, CUDA_GRAPH_MODES, HELP, LOSS_TYPES
 
-    choices = {"--backend": BACKENDS, "--compile": COMPILE_MODES, "--cuda-graphs": CUDA_GRAPH_MODES}
+    choices = {"--backend": BACKENDS, "--compile": COMPILE_MODES, "--cuda-graphs": CUDA_GRAPH_MODES,
+               "--loss-type": LOSS_TYPES}
 
     p = sub.add_parser(
         "train",

@@ -507,7 +507,9 @@ def _train_in(run: _Run, checkpoint: Path | None, skip_through: int, run_scope: 
     args = DPOConfig(
         output_dir=str(run_dir / CHECKPOINTS_DIR),
         beta=config.beta,
-        loss_type=[config.loss_type],
+        loss_type=[config.loss_type] + (["sft"] if config.nll_weight else []),
+        loss_weights=[1.0, config.nll_weight] if config.nll_weight else None,
+        label_smoothing=config.label_smoothing,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=max(0, config.warmup_ratio),

@@ -4,7 +4,7 @@ Why: a step of the 135M model is thousands of small kernels launched one by one 
 LoRA layers, RMSNorm, RoPE, autograd), and the GPU waits on that Python most of the time
 (BENCHMARKS.md: ~60-190 ms of GPU work in a 300-400 ms step). A CUDA graph records every kernel of
 a micro-step once and replays them with one launch: forward through the LoRA model (gradient
-checkpointing as configured), TRL's chunked log-prob kernel, the sigmoid DPO loss, the backward pass,
+checkpointing as configured), TRL's chunked log-prob kernel, the preference loss, the backward pass,
 and the accumulation of each gradient into its parameter's `.grad`.
 
 A graph needs fixed shapes, so each batch is padded on the right to a bucket length (a multiple of
@@ -19,8 +19,9 @@ end of a row is never seen by a real token (causal attention) and is outside eve
 mask 0), as in `padding.py`. The step is ours, not TRL's `_compute_loss`, because TRL's reads its
 metrics with `.item()` and selects the completion tokens with a boolean mask, and a graph can record
 neither: here the log-probs of every position are computed and the mask multiplies them (TRL's own
-kernel, same values at the completion tokens). It covers exactly TRL's default DPO (sigmoid loss,
-reverse KL, reference log-probs scored once, no dropout); anything else runs TRL's eager step
+kernel, same values at the completion tokens). It covers TRL's sigmoid, IPO and robust (label
+smoothing) losses, each optionally with TRL's "sft" term on the chosen answers (RPO), reverse KL,
+reference log-probs scored once, no dropout; anything else runs TRL's eager step
 (`unsupported_reason`). The tests check losses, metrics and gradients against TRL's step.
 
 Training batches are packed by default (`packing.py`: a pair one row, its prompt computed once, the head
@@ -57,6 +58,35 @@ PACKED = "pack_input_ids"  # a batch with this key is packed (packing.py)
 HEAD_OUTPUTS = ("log_probs", "entropy", "mean_logits", "is_top1")  # what TRL's DPO asks its fused head for
 
 
+# TRL loss types a recorded step computes; each may be followed by TRL's "sft" term (an NLL on chosen).
+GRAPHED_LOSSES = ("sigmoid", "ipo", "robust")
+
+
+@dataclass(frozen=True)
+class PreferenceLoss:
+    """The loss a recorded step computes, as TRL's DPOTrainer would from the same settings."""
+
+    kind: str = "sigmoid"  # one of GRAPHED_LOSSES
+    beta: float = 0.1
+    label_smoothing: float = 0.0  # robust only
+    nll_weight: float = 0.0  # weight of TRL's "sft" term: mean NLL of the chosen answers' tokens
+
+    @classmethod
+    def from_trainer(cls, trainer: Any) -> PreferenceLoss:
+        types = list(getattr(trainer, "loss_types", None) or ["sigmoid"])
+        weights = list(getattr(trainer, "loss_weights", None) or [1.0] * len(types))
+        return cls(kind=types[0], beta=float(trainer.beta),
+                   label_smoothing=float(getattr(trainer, "label_smoothing", 0.0) or 0.0),
+                   nll_weight=float(weights[1]) if len(types) == 2 else 0.0)
+
+
+def loss_supported(loss_types: list[str], loss_weights: list[float]) -> bool:
+    """Whether TRL's loss list is one a recorded step computes: [kind] or [kind, "sft"], kind weighted 1."""
+    if not loss_types or loss_types[0] not in GRAPHED_LOSSES or float(loss_weights[0]) != 1.0:
+        return False
+    return len(loss_types) == 1 or (len(loss_types) == 2 and loss_types[1] == "sft")
+
+
 def bucket_length(length: int, max_length: int) -> int:
     """The padded length of a batch whose longest row has `length` tokens."""
     padded = -(-length // BUCKET) * BUCKET
@@ -67,7 +97,7 @@ def recipe_allows(config: Any) -> bool:
     """Whether a TrainConfig's recipe is one a recorded step computes (the model is checked later,
     `unsupported_reason`): what `auto` weighs when it picks the backend and whether to compile."""
     return (
-        config.cuda_graphs == "auto" and config.loss_type == "sigmoid" and config.precompute_ref
+        config.cuda_graphs == "auto" and config.loss_type in GRAPHED_LOSSES and config.precompute_ref
         and config.lora_dropout == 0 and config.compile != "on"
     )
 
@@ -86,9 +116,9 @@ def unsupported_reason(trainer: Any) -> str | None:
     from .compile import decoder_layers
 
     loss_types = list(getattr(trainer, "loss_types", None) or [])
-    weights = list(getattr(trainer, "loss_weights", None) or [1.0])
-    if loss_types != ["sigmoid"] or weights not in ([1.0], [1]):
-        return f"loss {loss_types} (graphed steps do the sigmoid loss)"
+    weights = list(getattr(trainer, "loss_weights", None) or [1.0] * len(loss_types))
+    if not loss_supported(loss_types, weights):
+        return f"loss {loss_types} (graphed steps do {', '.join(GRAPHED_LOSSES)}, optionally + sft)"
     if getattr(trainer, "f_divergence_type", "reverse_kl") != "reverse_kl":
         return "an f-divergence other than reverse KL"
     if getattr(trainer, "ld_alpha", None) is not None or getattr(trainer, "use_weighting", False):
@@ -140,7 +170,7 @@ def _per_token(model: Any, input_ids: Any, outputs: tuple[str, ...]) -> tuple[An
     return tuple(None if x is None else x.view(input_ids.shape[0], -1) for x in per_token)
 
 
-def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: Any) -> Any:
+def step_statistics(model: Any, batch: dict[str, Any], *, loss: PreferenceLoss, scale: Any) -> Any:
     """One DPO micro-step on a right-padded batch: forward, loss, `backward()` of loss * scale (the
     gradients accumulate into `.grad`), and the statistics vector (STATS), all on the device, with no
     host synchronisation (so that a CUDA graph can record it).
@@ -152,13 +182,13 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
 
     log_probs, entropy, _, mean_logits, is_top1 = _per_token(model, batch["input_ids"], HEAD_OUTPUTS)
     fmask = batch["completion_mask"][:, 1:].to(torch.float32)
-    loss, sides = _sigmoid_loss_backward((log_probs * fmask).sum(dim=1), batch, beta, scale)
+    value, sides = _loss_backward((log_probs * fmask).sum(dim=1), fmask.sum(dim=1), batch, loss, scale)
 
     with torch.no_grad():
         chosen_mask, rejected_mask = fmask.chunk(2, dim=0)
         chosen_mean_logits, rejected_mean_logits = mean_logits.chunk(2, dim=0)
         chosen_top1, _ = is_top1.chunk(2, dim=0)
-        return _statistics(loss, [
+        return _statistics(value, [
             (entropy.detach() * fmask).sum(),
             fmask.sum(),
             batch["attention_mask"].sum().float(),
@@ -167,25 +197,40 @@ def step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: An
             (rejected_mean_logits * rejected_mask).sum(),
             rejected_mask.sum(),
             (chosen_top1 & chosen_mask.bool()).sum().float(),
-        ], sides, beta)
+        ], sides, loss.beta)
 
 
-def _sigmoid_loss_backward(logps: Any, batch: dict[str, Any], beta: float, scale: Any) -> tuple[Any, tuple]:
-    """The sigmoid DPO loss of summed log-probs ([2B]: chosen sides, then rejected), `backward()` of
-    loss * scale; returns the loss and (chosen logps, rejected logps, chosen / rejected log-ratios)."""
+def _loss_backward(
+    logps: Any, lengths: Any, batch: dict[str, Any], loss: PreferenceLoss, scale: Any
+) -> tuple[Any, tuple]:
+    """TRL's loss (`loss.kind`, plus its "sft" term when `loss.nll_weight`) of summed log-probs ([2B]:
+    chosen sides, then rejected) and answer lengths in tokens ([2B]), `backward()` of loss * scale;
+    returns the loss and (chosen logps, rejected logps, chosen / rejected log-ratios)."""
     import torch.nn.functional as F
 
     chosen_logps, rejected_logps = logps.chunk(2, dim=0)
     chosen_logratios = chosen_logps - batch["ref_chosen_logps"]
     rejected_logratios = rejected_logps - batch["ref_rejected_logps"]
-    loss = (-F.logsigmoid(beta * (chosen_logratios - rejected_logratios))).mean()
-    (loss * scale).backward()
-    return loss, (chosen_logps, rejected_logps, chosen_logratios, rejected_logratios)
+    delta = chosen_logratios - rejected_logratios
+    if loss.kind == "ipo":  # TRL normalises IPO's log-ratios by the answers' lengths
+        chosen_len, rejected_len = lengths.clamp(min=1.0).chunk(2, dim=0)
+        per_pair = (chosen_logratios / chosen_len - rejected_logratios / rejected_len - 1 / (2 * loss.beta)) ** 2
+    elif loss.kind == "robust":
+        eps = loss.label_smoothing
+        per_pair = (-(1 - eps) * F.logsigmoid(loss.beta * delta) + eps * F.logsigmoid(-loss.beta * delta)) / (1 - 2 * eps)
+    else:
+        per_pair = -F.logsigmoid(loss.beta * delta)
+    value = per_pair.mean()
+    if loss.nll_weight:
+        chosen_tokens = lengths.chunk(2, dim=0)[0].sum().clamp(min=1.0)
+        value = value + loss.nll_weight * (-chosen_logps.sum() / chosen_tokens)
+    (value * scale).backward()
+    return value, (chosen_logps, rejected_logps, chosen_logratios, rejected_logratios)
 
 
 def _statistics(loss: Any, token_sums: list[Any], sides: tuple, beta: float) -> Any:
     """The STATS vector: the loss, the token sums (entropy_sum .. correct_tokens, in STATS order), then
-    the rewards and log-probs TRL logs (`_sigmoid_loss_backward`'s sides). Call under no_grad."""
+    the rewards and log-probs TRL logs (`_loss_backward`'s sides). Call under no_grad."""
     import torch
 
     chosen_logps, rejected_logps, chosen_logratios, rejected_logratios = sides
@@ -224,7 +269,7 @@ def _packed_per_token(model: Any, batch: dict[str, Any], outputs: tuple[str, ...
     )
 
 
-def packed_step_statistics(model: Any, batch: dict[str, Any], *, beta: float, scale: Any) -> Any:
+def packed_step_statistics(model: Any, batch: dict[str, Any], *, loss: PreferenceLoss, scale: Any) -> Any:
     """`step_statistics` on a packed batch (prompt once, answers' tokens only): the same loss, backward
     and statistics vector, from the same log-probs."""
     import torch
@@ -233,12 +278,12 @@ def packed_step_statistics(model: Any, batch: dict[str, Any], *, beta: float, sc
     weight = batch["pack_weight"]
     pairs = batch["pack_num_tokens"].shape[0]
     member = _membership(batch)
-    loss, sides = _sigmoid_loss_backward(_sequence_sums(member, log_probs), batch, beta, scale)
+    value, sides = _loss_backward(_sequence_sums(member, log_probs), member.sum(dim=1), batch, loss, scale)
 
     with torch.no_grad():
         chosen_slot = member[:pairs].sum(dim=0)
         rejected_slot = member[pairs:].sum(dim=0)
-        return _statistics(loss, [
+        return _statistics(value, [
             (entropy.detach().float() * weight).sum(),
             weight.sum(),
             batch["pack_num_tokens"].sum(),
@@ -247,7 +292,7 @@ def packed_step_statistics(model: Any, batch: dict[str, Any], *, beta: float, sc
             (mean_logits.float() * rejected_slot).sum(),
             rejected_slot.sum(),
             (is_top1.float() * chosen_slot).sum(),
-        ], sides, beta)
+        ], sides, loss.beta)
 
 
 def reference_logps(model: Any, batch: dict[str, Any]) -> Any:
@@ -404,7 +449,7 @@ class StepGraphs:
     """The recorded steps (and reference passes) of one trainer, keyed by (kind, rows, padded length)."""
 
     model: Any
-    beta: float
+    loss: PreferenceLoss
     max_length: int
     pad_id: int = 0
     recorded: dict[tuple[str, int, int], _Recorded] = field(default_factory=dict)
@@ -501,9 +546,9 @@ class StepGraphs:
     def _compute(self, kind: str, inputs: dict[str, Any], scale: Any) -> Any:
         with recordable(self.model):
             if kind == "step":
-                return step_statistics(self.model, inputs, beta=self.beta, scale=scale)
+                return step_statistics(self.model, inputs, loss=self.loss, scale=scale)
             if kind == "packed":
-                return packed_step_statistics(self.model, inputs, beta=self.beta, scale=scale)
+                return packed_step_statistics(self.model, inputs, loss=self.loss, scale=scale)
             return reference_logps(self.model, inputs)
 
     def _run(self, kind: str, batch: dict[str, Any], scale: float) -> Any:

@@ -182,7 +182,7 @@ def trainer_class(group_by_length: bool, compiled: bool = False, graphed: bool =
             if reason is None:
                 pad_id = getattr(self, "pad_token_id", None)
                 self.step_graphs = graphed_step.StepGraphs(
-                    self.model, float(self.beta), int(self.args.max_length or 0),
+                    self.model, graphed_step.PreferenceLoss.from_trainer(self), int(self.args.max_length or 0),
                     pad_id=int(pad_id) if pad_id is not None else 0,
                 )
             self.graphs_note = reason or ""
