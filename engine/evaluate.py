@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checks as checks_mod
-from . import dpo_math
+from . import dpo_math, text_signals
 from .generation import PROBE_PROMPTS, GenerationSettings, TwoSidedChat
 
 Progress = Callable[[str, int, int], None]
@@ -49,7 +49,10 @@ class EvalOptions:
     top_p: float = 0.9
     seed: int = 0
     strategy: str = "auto"
-    generations: bool = True  # probes + refusal prompts (the slow part)
+    generations: bool = True  # probes, harmless, harmful and KL samples (the slow part)
+    probes: bool = True  # the helpful / harmless / honest probes, greedy and sampled
+    harmful_prompts: int = 24  # held-out red-team prompts answered by both sides
+    kl_samples: int = 16  # aligned answers sampled for the on-policy KL (0 = none)
     kl: bool = True
     device: str | None = None  # default: cuda when available, else cpu
 
@@ -243,21 +246,77 @@ def generate_probes(
     return out
 
 
-def answer_harmless(model, tokenizer, options: EvalOptions, progress: Progress | None = None) -> list[dict]:
+def answer_prompts(
+    model, tokenizer, prompts: Sequence[str], options: EvalOptions, what: str, progress: Progress | None = None
+) -> list[dict]:
+    """Greedy answers of both sides to single-turn prompts, with what their text shows (text_signals)."""
     settings = GenerationSettings(max_new_tokens=min(64, options.max_new_tokens))
     out = []
-    for i, prompt in enumerate(checks_mod.HARMLESS_PROMPTS):
+    for i, prompt in enumerate(prompts):
         result = TwoSidedChat(model, tokenizer, strategy=options.strategy).answer(prompt, settings)
-        out.append({
-            "prompt": prompt,
-            "base": result.base.text,
-            "aligned": result.aligned.text,
-            "base_refuses": checks_mod.is_refusal(result.base.text),
-            "aligned_refuses": checks_mod.is_refusal(result.aligned.text),
-        })
+        row = {"prompt": prompt, "base": result.base.text, "aligned": result.aligned.text}
+        for side in ("base", "aligned"):
+            row[f"{side}_refuses"] = text_signals.is_refusal(row[side])
+            row[f"{side}_safe"] = text_signals.is_safe_response(row[side])
+            row[f"{side}_loops"] = text_signals.loops(row[side])
+        out.append(row)
         if progress:
-            progress("harmless prompts", i + 1, len(checks_mod.HARMLESS_PROMPTS))
+            progress(what, i + 1, len(prompts))
     return out
+
+
+def answer_harmless(model, tokenizer, options: EvalOptions, progress: Progress | None = None) -> list[dict]:
+    return answer_prompts(model, tokenizer, checks_mod.HARMLESS_PROMPTS, options, "harmless prompts", progress)
+
+
+def harmful_prompts(heldout, k: int, seed: int) -> tuple[list[str], str]:
+    """Up to k red-team prompts: the opening request of held-out pairs from a harmlessness source (their
+    first user turn; single-turn pairs first), else our own RED_TEAM_PROMPTS. Returns (prompts, where)."""
+    red = [t for t in heldout if "harmless" in (t.source or "").lower() and t.prompt]
+    if not red:
+        return list(checks_mod.RED_TEAM_PROMPTS[:k]), "built-in red-team prompts"
+    openings: dict[str, int] = {}
+    for t in red:
+        first = next((m["content"] for m in t.prompt if m["role"] == "user"), "").strip()
+        if first and len(first) <= 300:
+            openings[first] = min(openings.get(first, 99), t.turns)
+    ordered = sorted(openings, key=lambda p: (openings[p] > 1, p))
+    rng = random.Random(seed)
+    single = [p for p in ordered if openings[p] == 1]
+    pool = single if len(single) >= k else ordered
+    chosen = sorted(rng.sample(pool, min(k, len(pool))))
+    return chosen, "held-out red-team prompts of the data's harmless half"
+
+
+def sample_kl(model, tokenizer, prompts: Sequence[str], options: EvalOptions,
+              progress: Progress | None = None) -> tuple[float | None, list[str]]:
+    """KL(policy || reference) per token on answers the aligned model samples itself (temperature 1):
+    the KL the model's own generations carry, which dataset answers can hide."""
+    from .logprobs import token_kl_to_reference
+
+    settings = GenerationSettings(max_new_tokens=min(64, options.max_new_tokens), temperature=1.0, top_p=1.0,
+                                  seed=options.seed)
+    pairs, texts = [], []
+    for i, prompt in enumerate(prompts):
+        chat = TwoSidedChat(model, tokenizer, strategy=options.strategy)
+        text = chat.answer(prompt, settings).aligned.text
+        texts.append(text)
+        if text.strip():
+            rendered = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                     add_generation_prompt=True)
+            pairs.append((rendered, text))
+        if progress:
+            progress("sampling for the KL", i + 1, len(prompts))
+    if not pairs:
+        return None, texts
+    per_seq = token_kl_to_reference(model, tokenizer, pairs, batch_size=options.batch_size)
+    return _avg(per_seq), texts
+
+
+def _rates(rows: list[dict], flag: str) -> tuple[float | None, float | None]:
+    """(base, aligned) share of rows whose answer has `flag` (refuses, safe, loops)."""
+    return (text_signals.share([r[f"base_{flag}"] for r in rows]),
+            text_signals.share([r[f"aligned_{flag}"] for r in rows]))
 
 
 # ---- the run's log ----------------------------------------------------------------------------------
@@ -337,27 +396,62 @@ def evaluate_loaded(
 
     generations: list[dict[str, Any]] = []
     harmless: list[dict[str, Any]] = []
+    harmful: list[dict[str, Any]] = []
+    harmful_where = ""
+    kl_on_samples, kl_sampled = None, 0
     if options.generations:
-        generations = generate_probes(model, tokenizer, probe_prompts(chosen, options.heldout_probes, options.seed),
-                                      options, progress)
+        if options.probes:
+            generations = generate_probes(model, tokenizer, probe_prompts(chosen, options.heldout_probes,
+                                                                          options.seed), options, progress)
         harmless = answer_harmless(model, tokenizer, options, progress)
+        if options.harmful_prompts > 0:
+            prompts, harmful_where = harmful_prompts(heldout, options.harmful_prompts, options.seed)
+            harmful = answer_prompts(model, tokenizer, prompts, options, "harmful prompts", progress)
+        if options.kl_samples > 0:
+            prompts = [t.prompt_text for t in pick_heldout(heldout, options.kl_samples, options.seed + 1)]
+            kl_on_samples, _ = sample_kl(model, tokenizer, prompts, options, progress)
+            kl_sampled = len(prompts)
 
     greedy = [g for g in generations if g["mode"] == "greedy"]
+    answered = greedy + harmless + harmful  # every greedy answer, for the degeneration check
+    sides = {side: [row[side] for row in answered] for side in ("base", "aligned")}
+    degeneration = {
+        side: {"loops": text_signals.share([text_signals.loops(a) for a in texts]),
+               "distinct_2": text_signals.distinct_n(texts, 2), "answers": len(texts)}
+        for side, texts in sides.items()
+    }
     delta_c = table["logps"]["aligned"]["chosen_per_token"] - table["logps"]["base"]["chosen_per_token"]
     delta_r = table["logps"]["aligned"]["rejected_per_token"] - table["logps"]["base"]["rejected_per_token"]
     found = [
         checks_mod.length_ratio_check([g["base_tokens"] for g in greedy], [g["aligned_tokens"] for g in greedy],
                                       options.max_new_tokens),
         checks_mod.refusal_check([h["base"] for h in harmless], [h["aligned"] for h in harmless]),
+        checks_mod.harmful_check([h["base"] for h in harmful], [h["aligned"] for h in harmful], harmful_where),
+        checks_mod.degeneration_check(sides["base"], sides["aligned"], degeneration["base"]["distinct_2"],
+                                      degeneration["aligned"]["distinct_2"]),
         checks_mod.displacement_check(delta_c, delta_r),
         checks_mod.overfitting_check(train_accuracy(events), table["implicit_reward"]["aligned"]["accuracy"]),
         checks_mod.kl_check(kl, beta),
+        checks_mod.sample_kl_check(kl_on_samples, kl_sampled),
     ]
+    implicit = table["implicit_reward"]["aligned"]
+    rates = {
+        "harmless_refusals": _rates(harmless, "refuses"),
+        "harmful_safe": _rates(harmful, "safe"),
+        "loops": (degeneration["base"]["loops"], degeneration["aligned"]["loops"]),
+    }
+    interval = implicit.get("accuracy_ci") or [None, None]
+    verdict = checks_mod.verdict(implicit["accuracy"] if rendered else None, interval[0], found, rates)
     return {
         "before_after": table,
         "kl_per_token": kl,
         "generations": generations,
         "harmless": harmless,
+        "harmful": harmful,
+        "harmful_source": harmful_where,
+        "degeneration": degeneration,
+        "kl_on_samples": kl_on_samples,
+        "verdict": verdict,
         "checks": [c.to_dict() for c in found],
         "curves": curves(events),
         "options": dict(options.__dict__),
@@ -371,9 +465,11 @@ def load_heldout(config) -> tuple[list, dict[str, Any]]:
 
     loaded, _, heldout = split_for_run(config)
     max_rows = run_row_limit(config)
-    info = {"source": config.data or "the bundled sample", "format": loaded.format, "pairs": len(loaded.triplets),
+    mix = [dict(u.to_dict(), heldout=sum(1 for t in heldout if t.source == u.name)) for u in loaded.mix or []]
+    info = {"source": loaded.source if loaded.mix is not None else (config.data or "the bundled sample"),
+            "format": loaded.format, "pairs": len(loaded.triplets),
             "heldout": len(heldout), "heldout_fraction": config.heldout_fraction, "seed": config.seed,
-            "max_rows": max_rows}
+            "max_rows": max_rows, "mix": mix, "note": loaded.note}
     return list(heldout), info
 
 

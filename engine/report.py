@@ -166,6 +166,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"Written {report.get('created', '')} in {num(report.get('eval_seconds'), 1)} s.")
     lines.append("")
+    verdict = report.get("verdict")
+    if verdict:
+        lines.append(f"**Verdict: {verdict['line']}**")
+        lines.append("")
 
     lines.append(f"## {SECTIONS[0]}")
     lines.append("")
@@ -255,13 +259,39 @@ def render_markdown(report: dict[str, Any]) -> str:
     harmless = report.get("harmless", [])
     if harmless:
         lines.append("")
-        lines.append("Harmless prompts (R = detected as a refusal):")
+        lines.append("Harmless prompts (R = detected as a refusal, L = the answer loops):")
         lines.append("")
         for h in harmless:
-            lines.append(f"- {h['prompt']}  base {'R' if h['base_refuses'] else '-'}, "
-                         f"aligned {'R' if h['aligned_refuses'] else '-'}")
+            lines.append(f"- {h['prompt']}  base {_marks(h, 'base', 'refuses', 'R')}, "
+                         f"aligned {_marks(h, 'aligned', 'refuses', 'R')}")
+    harmful = report.get("harmful", [])
+    if harmful:
+        lines.append("")
+        lines.append(f"Harmful prompts ({report.get('harmful_source') or 'red-team'}; S = refuses or steers away, "
+                     "L = the answer loops), greedy, first 80 characters of each answer:")
+        lines.append("")
+        lines.append("| prompt | base | aligned |")
+        lines.append("|---|---|---|")
+        for h in harmful:
+            cells = [f"{_marks(h, side, 'safe', 'S')} {_one_line(h[side], 80)}".replace("|", "/")
+                     for side in ("base", "aligned")]
+            lines.append(f"| {_one_line(h['prompt'], 60).replace('|', '/')} | {cells[0]} | {cells[1]} |")
+    degeneration = report.get("degeneration")
+    if degeneration:
+        lines.append("")
+        lines.append("Degeneration over every greedy answer: " + ", ".join(
+            f"{side} {pct(d.get('loops'))} loop, distinct-2 {num(d.get('distinct_2'), 2)}"
+            for side, d in degeneration.items()) + ".")
+    if report.get("kl_on_samples") is not None:
+        lines.append(f"KL(aligned || base) on the aligned model's own sampled answers: "
+                     f"{num(report['kl_on_samples'])} nats/token.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _marks(row: dict[str, Any], side: str, flag: str, letter: str) -> str:
+    marks = (letter if row.get(f"{side}_{flag}") else "-") + ("L" if row.get(f"{side}_loops") else "")
+    return marks
 
 
 def _one_line(text: str, width: int) -> str:

@@ -190,14 +190,20 @@ def test_report_has_every_section_and_json_matches(evaluated, run_dir):
         assert (text, "greedy") in prompts and (text, "sampled") in prompts
     assert sum(1 for g in on_disk["generations"] if g["label"] == "held-out") == 4
     assert all(g["base_tokens"] > 0 and g["aligned_tokens"] > 0 for g in on_disk["generations"])
-    # Five checks, each with a status, a threshold, a verdict and a lesson.
+    # Eight checks, each with a status, a threshold, a verdict and a lesson.
     ids = [c["id"] for c in on_disk["checks"]]
-    assert ids == ["length_ratio", "evasive_refusals", "likelihood_displacement", "overfitting", "kl_to_reference"]
+    assert ids == ["length_ratio", "evasive_refusals", "harmful_prompts", "degeneration", "likelihood_displacement",
+                   "overfitting", "kl_to_reference", "sample_kl"]
     for c in on_disk["checks"]:
         assert c["status"] in ("ok", "warn", "n/a") and c["threshold"] and c["verdict"] and c["lesson"]
     # The fixture's log says train accuracy 1.0: the overfitting check must compare it with held-out.
-    over = on_disk["checks"][3]
+    over = on_disk["checks"][ids.index("overfitting")]
     assert over["status"] == "warn" and "train 100%" in over["value_text"]
+    # The bundled sample has no harmlessness half: our own red-team prompts stand in, every one answered.
+    assert on_disk["harmful_source"] == "built-in red-team prompts" and len(on_disk["harmful"]) > 0
+    assert {"base", "aligned"} <= set(on_disk["degeneration"]) and on_disk["kl_on_samples"] is not None
+    assert on_disk["verdict"]["label"] in ("better", "worse", "mixed") and md.count("**Verdict: ") == 1
+    assert md.index("**Verdict: ") < md.index(f"## {SECTIONS[0]}")
     assert on_disk["curves"]["loss"][0] == [1, pytest.approx(0.663)]
     assert "Ties." in md and "0W/" in md
     assert {s[0] for s in stages} >= {"loading the model", "scoring held-out pairs", "generating answers"}
