@@ -91,7 +91,10 @@ async def test_chat_screen_without_runs_says_what_to_do(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         app.switch_mode("chat")
         await pilot.pause()
-        assert "No run with a trained adapter" in str(app.screen.query_one("#chat-status").content)
+        # With no run of its own, the shipped recording's saved answers show, saying no model is loaded.
+        status = str(app.screen.query_one("#chat-status").content)
+        assert "no model is loaded" in status and "Train a run (3)" in status
+        assert app.screen.recording and len(app.screen.column("aligned").answers) > 1
         await pilot.press("f1")
         await pilot.pause()
         assert not app.screen.generating

@@ -46,7 +46,7 @@ async def test_evaluate_in_a_worker_then_show_table_generations_checks_and_open_
         table = screen.query_one("#eval-table").query_one(DataTable)
         assert table.row_count == 6
         first = [str(c) for c in table.get_row_at(0)]
-        assert first[0] == "DPO implicit reward: accuracy" and "T/0L" in first[1]  # the base: all ties
+        assert first[0] == "DPO implicit reward\naccuracy" and "T/0L" in first[1]  # the base: all ties
         assert str(report["before_after"]["implicit_reward"]["base"]["ties"]) + "T" in first[1]
         assert len(screen.query(GenerationPair)) == len(report["generations"]) == 8
         checks = screen.query_one("#eval-checks")
@@ -54,12 +54,13 @@ async def test_evaluate_in_a_worker_then_show_table_generations_checks_and_open_
         # The lesson link: the highlighted check's lesson opens in the Learn area.
         screen.query_one("#eval-tabs").active = "eval-tab-checks"
         await pilot.pause()
-        checks.query_one(DataTable).move_cursor(row=4)  # KL -> the beta lesson
+        row = next(i for i, c in enumerate(checks.checks) if c["id"] == "kl_to_reference")  # KL -> beta
+        checks.query_one(DataTable).move_cursor(row=row)
         await pilot.pause()
         await pilot.press("l")
         await pilot.pause()
         assert app.current_mode == "learn"
-        assert app.screen.current_lesson_id == "beta"
+        assert app.screen.current_lesson_id == checks.checks[row]["lesson"] == "beta"
 
 
 async def test_a_run_with_a_report_shows_it_without_evaluating(runs_dir):

@@ -3,6 +3,7 @@
 One model is in memory: the run's base with its LoRA adapter ("aligned"), and the same model with the
 adapter switched off ("base"); `engine.generation` answers both at once. Loading and generation run in
 thread workers that only post messages; the screen appends each side's text through a Markdown stream.
+A shipped recording (no adapter) shows the answers saved in its report, and says no model is loaded.
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, Static
 
-from ..widgets.chat_column import ChatColumn
-from ..widgets.run_select import no_runs_message, refill_run_select, runs_with_adapters
+from ..widgets.chat_column import ChatColumn, align_turns
+from ..widgets.run_select import (
+    is_recording,
+    no_runs_message,
+    preferred_run,
+    recordings_with_reports,
+    refill_run_select,
+    runs_with_adapters,
+)
 
 PROBES = (
     "How do I bake a cake?",
@@ -31,22 +39,27 @@ PROBES = (
 )
 
 
+PROBE_KEYS = Binding.Group("Probes", compact=True)
+NO_MODEL = "no model is loaded"
+
+
 class ChatScreen(Screen):
     DEFAULT_CSS = """
-    ChatScreen #chat-top { height: 3; }
     ChatScreen #chat-run { width: 1fr; }
-    ChatScreen #chat-settings { width: auto; padding: 1 1 0 1; color: $text-muted; }
     ChatScreen #chat-columns { height: 1fr; }
-    ChatScreen #chat-status { height: 1; color: $text-muted; padding: 0 1; }
+    ChatScreen #chat-bottom { height: auto; }
+    ChatScreen #chat-status { width: 1fr; height: auto; color: $text-muted; padding: 0 1; }
+    ChatScreen #chat-settings { width: auto; color: $text-muted; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("ctrl+t", "toggle_sampling", "Greedy/sampled", id="chat-sampling"),
         Binding("ctrl+s", "stop", "Stop", id="chat-stop", priority=True),
-        Binding("f1", "probe(0)", "Probe: cake", id="chat-probe-1"),
-        Binding("f2", "probe(1)", "Probe: car", id="chat-probe-2"),
-        Binding("f3", "probe(2)", "Probe: cancer", id="chat-probe-3"),
+        Binding("f1", "probe(0)", "Probe: cake", id="chat-probe-1", group=PROBE_KEYS),
+        Binding("f2", "probe(1)", "Probe: car", id="chat-probe-2", group=PROBE_KEYS),
+        Binding("f3", "probe(2)", "Probe: cancer", id="chat-probe-3", group=PROBE_KEYS),
         Binding("ctrl+n", "new_conversation", "New chat", id="chat-new"),
         Binding("ctrl+o", "pick_run", "Pick run", id="chat-pick-run"),
+        Binding("ctrl+f", "focus_input", "Type here", show=False, id="chat-focus-input"),
     ]
 
     sampled: reactive[bool] = reactive(False)
@@ -80,34 +93,47 @@ class ChatScreen(Screen):
         self.temperature = 0.7
         self.top_p = 0.9
         self._stop = threading.Event()
+        self.auto_picked: str | None = None  # the run this screen picked for the learner
+        self.recording: str | None = None  # a shipped recording on show (its saved answers; no model)
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(id="chat-top"):
-            yield Select([], prompt="Pick the run whose adapter is the aligned model", id="chat-run")
-            yield Static("", id="chat-settings")
+        yield Select([], prompt="Pick the run whose adapter is the aligned model (ctrl+o)", id="chat-run",
+                     compact=True)
         with Horizontal(id="chat-columns"):
             yield ChatColumn("base", id="chat-base")
             yield ChatColumn("aligned", id="chat-aligned")
-        yield Static("", id="chat-status")
+        with Horizontal(id="chat-bottom"):
+            yield Static("", id="chat-status", markup=False)
+            yield Static("", id="chat-settings", markup=False)
         yield Input(placeholder="Ask both models (F1-F3: the probe prompts)", id="chat-input", disabled=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.refresh_runs()
-        self.query_one("#chat-run", Select).focus()  # enter or space opens the run list
         self._show_settings()
+        self.set_status("Pick a run: its base model answers on the left, base + its LoRA adapter on the right.")
+        self.refresh_runs()
         if self.wanted_run:
             self.query_one("#chat-run", Select).value = self.wanted_run
-        self.set_status("Pick a run: its base model answers on the left, base + its LoRA adapter on the right.")
 
     def on_screen_resume(self) -> None:
         if not self.generating:
             self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        if not refill_run_select(self.query_one("#chat-run", Select), self.app.context.runs_dir):
+        select = self.query_one("#chat-run", Select)
+        options = refill_run_select(select, self.app.context.runs_dir)
+        if not options:
             self.set_status(no_runs_message(self.app.context.runs_dir))
+            return
+        if not runs_with_adapters(self.app.context.runs_dir) and self.run_path is None and not self.recording:
+            self.set_status(no_runs_message(self.app.context.runs_dir) + " Or pick a shipped recording.")
+        wanted = preferred_run(self.app, options)
+        current = self.recording or self.run_path
+        if wanted and not self.wanted_run and (current is None or current == self.auto_picked) \
+                and wanted != current:
+            self.auto_picked = wanted
+            select.value = wanted
 
     def set_status(self, text: str) -> None:
         self.query_one("#chat-status", Static).update(text)
@@ -125,8 +151,7 @@ class ChatScreen(Screen):
 
     def _show_settings(self) -> None:
         mode = f"sampled T={self.temperature:g} top-p={self.top_p:g}" if self.sampled else "greedy"
-        strategy = f" · {self.chat.strategy}" if self.chat else ""
-        self.query_one("#chat-settings", Static).update(f"{mode} · max {self.max_new_tokens} tokens{strategy}")
+        self.query_one("#chat-settings", Static).update(f"{mode} · max {self.max_new_tokens} tokens")
 
     def watch_sampled(self) -> None:
         if self.is_mounted:
@@ -139,18 +164,70 @@ class ChatScreen(Screen):
 
     def action_toggle_sampling(self) -> None:
         self.sampled = not self.sampled
+        self.notify(f"Next answers: {self.settings().label()}.", title="chat", timeout=3)
 
     # ---- loading a run -----------------------------------------------------------------------------
     @on(Select.Changed, "#chat-run")
-    def _run_picked(self, event: Select.Changed) -> None:
-        if event.value is Select.BLANK or event.value == self.run_path or self.generating:
+    async def _run_picked(self, event: Select.Changed) -> None:
+        if not isinstance(event.value, str) or self.generating:
+            return
+        path = str(event.value)
+        if path == self.run_path and not self.recording:
+            self.action_focus_input()  # the same run again: typing goes to the prompt, not the picker
+            return
+        if is_recording(path):
+            await self.show_recording(path)
             return
         self.query_one("#chat-input", Input).disabled = True
-        self.set_status(f"Loading {Path(str(event.value)).name} …")
-        self.load_run(str(event.value))
+        self.set_status(f"Loading {Path(path).name} …")
+        self.load_run(path)
 
     def action_pick_run(self) -> None:
-        self.query_one("#chat-run", Select).focus()
+        select = self.query_one("#chat-run", Select)
+        select.focus()
+        select.expanded = True
+
+    def action_focus_input(self) -> None:
+        entry = self.query_one("#chat-input", Input)
+        if entry.disabled:
+            self.set_focus(None)  # never leave typed text to the picker
+        else:
+            entry.focus()
+
+    async def show_recording(self, path: str) -> None:
+        """A shipped recording: the base and aligned answers saved in its report; no model is loaded."""
+        from dpo_tutor.engine.report import read_report
+
+        self.recording = path
+        self.chat = None
+        self.run_path = None
+        self.query_one("#chat-input", Input).disabled = True
+        for side in ("base", "aligned"):
+            await self.column(side).clear()
+        try:
+            report = read_report(path) or {}
+        except (ValueError, RecursionError, OSError):
+            report = {}
+        generations = [g for g in report.get("generations") or [] if isinstance(g, dict)]
+        for g in generations:
+            for side in ("base", "aligned"):
+                column = self.column(side)
+                await column.begin_turn(str(g.get("prompt", "")))
+                await column.write(str(g.get(side) or ""))
+                await column.end_turn()
+                tokens = g.get(f"{side}_tokens")
+                column.set_stats(f"saved answers · {len(generations)} prompts" +
+                                 (f" · last {tokens} tokens" if tokens is not None else ""))
+        for side in ("base", "aligned"):
+            self.column(side).turns.scroll_home(animate=False)
+        self.call_after_refresh(self._align)
+        self.set_focus(None)
+        name = Path(path).name
+        self.set_status(f"Recording {name}: {len(generations)} answers saved in its report, {g_mode(generations)}; "
+                        f"{NO_MODEL}, so you cannot ask new questions. Train a run (3) to chat live.")
+
+    def _align(self) -> None:
+        align_turns(self.column("base"), self.column("aligned"))
 
     @work(thread=True, exclusive=True, group="chat-load", exit_on_error=False)
     def load_run(self, path: str) -> None:
@@ -177,6 +254,7 @@ class ChatScreen(Screen):
             return
         self.chat = self._loaded_chat
         self.run_path = message.run
+        self.recording = None
         for side in ("base", "aligned"):
             await self.column(side).clear()
         self._show_settings()
@@ -201,7 +279,8 @@ class ChatScreen(Screen):
 
     async def ask(self, prompt: str) -> bool:
         if self.chat is None:
-            self.notify("Pick a run first.", title="chat", severity="warning")
+            why = f"this is a recording and {NO_MODEL}" if self.recording else "pick a run first (ctrl+o)"
+            self.notify(f"Cannot ask: {why}.", title="chat", severity="warning")
             return False
         if self.generating:
             self.notify("Still answering: ctrl+s stops it.", title="chat")
@@ -217,9 +296,13 @@ class ChatScreen(Screen):
     def action_stop(self) -> None:
         if self.generating:
             self._stop.set()
+        else:
+            self.notify("Nothing is being answered.", title="chat", timeout=3)
 
     async def action_new_conversation(self) -> None:
         if self.generating or self.chat is None:
+            self.notify("Still answering: ctrl+s stops it." if self.generating else "No model loaded to chat with.",
+                        title="chat", timeout=3)
             return
         self.chat.reset()
         for side in ("base", "aligned"):
@@ -251,6 +334,7 @@ class ChatScreen(Screen):
     async def _finished(self, message: Finished) -> None:
         for side in ("base", "aligned"):
             await self.column(side).end_turn()
+        self.call_after_refresh(self._align)
         self.generating = False
         if message.error:
             self.set_status(f"Generation failed: {message.error}")
@@ -271,9 +355,14 @@ def open_run(app, mode: str, path: str) -> None:
         screen.wanted_run = path
 
 
+def g_mode(generations: list[dict]) -> str:
+    modes = sorted({str(g.get("settings") or g.get("mode") or "") for g in generations} - {""})
+    return " / ".join(modes) if modes else "settings not saved"
+
+
 def palette_entries(app) -> list[tuple[str, str, object]]:
     entries = []
-    for label, path in runs_with_adapters(app.context.runs_dir):
+    for label, path in runs_with_adapters(app.context.runs_dir) + recordings_with_reports():
         name = Path(path).name
         entries.append((f"evaluate run: {name}", label, lambda p=path: open_run(app, "evaluate", p)))
         entries.append((f"chat with run: {name}", label, lambda p=path: open_run(app, "chat", p)))

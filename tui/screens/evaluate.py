@@ -1,8 +1,10 @@
 """The Evaluate area: pick a run, evaluate it (in a worker, with progress), read the report.
 
-Three tabs: the before/after table on held-out pairs, the generations side by side, and the checks,
-each with its verdict and the lesson that explains it (l, or enter on a check, opens the lesson).
-A run that already has a report.json shows it at once; `e` (re)evaluates and rewrites it.
+At the top, the report's verdict in one line (when it has one). Three tabs: the before/after table on
+held-out pairs, the generations side by side, and the checks, each with its verdict and the lesson that
+explains it (l, or enter on a check, opens the lesson). A run that already has a report.json shows it at
+once; `e` (re)evaluates and rewrites it. The run just trained is picked for you; the shipped recordings
+(`recorded_runs()`) are offered too, with their saved reports.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
@@ -23,20 +25,33 @@ from textual.widgets import Footer, Header, ProgressBar, Select, Static, TabbedC
 from ..widgets.eval_checks import ChecksView
 from ..widgets.eval_generations import GenerationsView
 from ..widgets.eval_table import BeforeAfterTable
-from ..widgets.run_select import no_runs_message, refill_run_select
+from ..widgets.run_select import is_recording, no_runs_message, preferred_run, refill_run_select
+
+VERDICT_STYLE = {"better": "-better", "worse": "-worse", "mixed": "-mixed"}
 
 
 class EvaluateScreen(Screen):
     DEFAULT_CSS = """
-    EvaluateScreen #eval-top { height: 3; }
+    EvaluateScreen #eval-top { height: 1; }
     EvaluateScreen #eval-run { width: 1fr; }
-    EvaluateScreen #eval-progress { width: 30; padding: 1 1 0 1; }
+    EvaluateScreen #eval-progress { width: 24; padding: 0 1; display: none; }
+    EvaluateScreen.-running #eval-progress { display: block; }
+    EvaluateScreen #eval-verdict { height: auto; padding: 0 1; text-style: bold; display: none; }
+    EvaluateScreen #eval-verdict.-shown { display: block; }
+    EvaluateScreen #eval-verdict.-better { background: $success-muted; }
+    EvaluateScreen #eval-verdict.-worse { background: $error-muted; }
+    EvaluateScreen #eval-verdict.-mixed { background: $warning-muted; }
     EvaluateScreen #eval-status { height: auto; padding: 0 1; color: $text-muted; }
+    EvaluateScreen #eval-tabs { height: 1fr; }
+    EvaluateScreen #eval-tabs ContentSwitcher { height: 1fr; }
+    EvaluateScreen #eval-tabs TabPane { height: 1fr; padding: 0; }
+    EvaluateScreen .eval-scroll { height: 1fr; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("e", "evaluate", "Evaluate", id="eval-run"),
-        Binding("l", "open_lesson", "Lesson for check", id="eval-lesson"),
-        Binding("o", "pick_run", "Pick run", id="eval-pick-run"),
+        Binding("ctrl+o,o", "pick_run", "Pick run", id="eval-pick-run"),
+        Binding("t", "next_tab", "Next tab (table, generations, checks)", show=False, id="eval-next-tab"),
+        Binding("l", "open_lesson", "Lesson", tooltip="open the lesson that explains the check", id="eval-lesson"),
     ]
 
     running: reactive[bool] = reactive(False)
@@ -60,25 +75,28 @@ class EvaluateScreen(Screen):
         self.report: dict | None = None
         self.options = None  # EvalOptions; None = the engine's defaults
         self.stages: list[str] = []  # the stages the running evaluation went through, in order
+        self.auto_picked: str | None = None  # the run this screen picked for the learner
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="eval-top"):
-            yield Select([], prompt="Pick a run to evaluate", id="eval-run")
+            yield Select([], prompt="Pick a run to evaluate (ctrl+o)", id="eval-run", compact=True)
             yield ProgressBar(id="eval-progress", show_eta=False)
-        yield Static("", id="eval-status")
+        yield Static("", id="eval-verdict", markup=False)
+        yield Static("", id="eval-status", markup=False)
         with TabbedContent(id="eval-tabs"):
             with TabPane("Before / after", id="eval-tab-table"):
-                yield BeforeAfterTable(id="eval-table")
+                with VerticalScroll(classes="eval-scroll"):
+                    yield BeforeAfterTable(id="eval-table")
             with TabPane("Generations", id="eval-tab-generations"):
-                yield GenerationsView(id="eval-generations")
+                yield GenerationsView(id="eval-generations", classes="eval-scroll")
             with TabPane("Checks", id="eval-tab-checks"):
-                yield ChecksView(id="eval-checks")
-        yield Footer()
+                with VerticalScroll(classes="eval-scroll"):
+                    yield ChecksView(id="eval-checks")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.refresh_runs()
-        self.query_one("#eval-run", Select).focus()  # enter or space opens the run list
         if self.wanted_run:
             self.query_one("#eval-run", Select).value = self.wanted_run
 
@@ -87,36 +105,62 @@ class EvaluateScreen(Screen):
             self.refresh_runs()
 
     def refresh_runs(self) -> None:
-        if not refill_run_select(self.query_one("#eval-run", Select), self.app.context.runs_dir):
+        select = self.query_one("#eval-run", Select)
+        options = refill_run_select(select, self.app.context.runs_dir)
+        if not options:
             self.set_status(no_runs_message(self.app.context.runs_dir))
-        elif self.run_path is None:
-            self.set_status("Pick a run. Its report shows if it has one; e evaluates it (held-out pairs, "
-                            "generations, checks) and writes report.md and report.json.")
+            return
+        wanted = preferred_run(self.app, options)
+        # Pick for the learner while they have not picked themselves (a run trained since then wins).
+        if wanted and not self.wanted_run and (self.run_path is None or self.run_path == self.auto_picked):
+            self.auto_picked = wanted
+            select.value = wanted
+        if self.run_path is None and not self.wanted_run:
+            self.set_status("Pick a run (ctrl+o). Its report shows if it has one; e evaluates it (held-out "
+                            "pairs, generations, checks) and writes report.md and report.json.")
 
     def set_status(self, text: str) -> None:
         self.query_one("#eval-status", Static).update(text)
 
+    def watch_running(self, running: bool) -> None:
+        self.set_class(running, "-running")  # the progress bar shows only while it means something
+
     def action_pick_run(self) -> None:
-        self.query_one("#eval-run", Select).focus()
+        select = self.query_one("#eval-run", Select)
+        select.focus()
+        select.expanded = True
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one("#eval-tabs", TabbedContent)
+        order = ["eval-tab-table", "eval-tab-generations", "eval-tab-checks"]
+        tabs.active = order[(order.index(tabs.active) + 1) % len(order)] if tabs.active in order else order[0]
 
     @on(Select.Changed, "#eval-run")
     async def _run_picked(self, event: Select.Changed) -> None:
-        if event.value is Select.BLANK or self.running:
+        if not isinstance(event.value, str) or self.running:
             return
         self.run_path = str(event.value)
         from dpo_tutor.engine.report import read_report
 
+        name = Path(self.run_path).name
         try:
             report = read_report(self.run_path)
-        except ValueError:
+        except (ValueError, RecursionError, OSError) as exc:  # a broken or hand-edited report.json
             report = None
-        if report and report.get("before_after"):
+            self.set_status(f"{name}: its report.json cannot be read ({type(exc).__name__}); e evaluates again.")
+        if isinstance(report, dict) and isinstance(report.get("before_after"), dict):
             await self.show_report(report)
-            self.set_status(f"{Path(self.run_path).name}: report of {report.get('created', '?')}. "
-                            "e evaluates again.")
+            if is_recording(self.run_path):
+                self.set_status(f"Shipped recording {name}: its saved report of {report.get('created', '?')} "
+                                "(no model here to evaluate again).")
+            else:
+                self.set_status(f"{name}: report of {report.get('created', '?')}. e evaluates again.")
         else:
-            self.report = None
-            self.set_status(f"{Path(self.run_path).name} has no report yet: press e to evaluate it.")
+            await self.clear_report()
+            if report is not None:
+                self.set_status(f"{name}: its report.json has no before/after table; e evaluates again.")
+            elif not str(self.query_one("#eval-status", Static).content).startswith(name):
+                self.set_status(f"{name} has no report yet: press e to evaluate it.")
 
     # ---- evaluating --------------------------------------------------------------------------------
     def action_evaluate(self) -> None:
@@ -124,7 +168,11 @@ class EvaluateScreen(Screen):
             self.notify("An evaluation is already running.", title="evaluate")
             return
         if not self.run_path:
-            self.notify("Pick a run first.", title="evaluate", severity="warning")
+            self.notify("Pick a run first (ctrl+o).", title="evaluate", severity="warning")
+            return
+        if is_recording(self.run_path):
+            self.notify("A shipped recording has no adapter to evaluate: its saved report is shown. "
+                        "Train a run (3) to evaluate your own.", title="evaluate", severity="warning")
             return
         self.running = True
         self.stages = []
@@ -172,16 +220,42 @@ class EvaluateScreen(Screen):
 
     async def show_report(self, report: dict) -> None:
         self.report = report
+        self.show_verdict(report.get("verdict"))
         self.query_one(BeforeAfterTable).show(report)
         await self.query_one(GenerationsView).show(report.get("generations", []))
-        self.query_one(ChecksView).show(report.get("checks", []))
+        verdict = report.get("verdict") if isinstance(report.get("verdict"), dict) else {}
+        reasons = verdict.get("reasons") if isinstance(verdict.get("reasons"), list) else None
+        self.query_one(ChecksView).show(report.get("checks", []), reasons)
+
+    async def clear_report(self) -> None:
+        self.report = None
+        self.show_verdict(None)
+        self.query_one(BeforeAfterTable).show({"before_after": None})
+        await self.query_one(GenerationsView).show(None)
+        self.query_one(ChecksView).show([])
+
+    def show_verdict(self, verdict: object) -> str:
+        """The report's verdict in one line at the top ("" and hidden when the report has none)."""
+        line = self.query_one("#eval-verdict", Static)
+        text = ""
+        if isinstance(verdict, dict) and (verdict.get("line") or verdict.get("label")):
+            label = str(verdict.get("label") or "unknown")
+            text = f"Verdict: {label.upper()}. {verdict.get('line') or ''}".strip()
+            for cls in VERDICT_STYLE.values():
+                line.remove_class(cls)
+            if label in VERDICT_STYLE:
+                line.add_class(VERDICT_STYLE[label])
+        line.update(text)
+        line.set_class(bool(text), "-shown")
+        return text
 
     # ---- lessons -----------------------------------------------------------------------------------
     def action_open_lesson(self) -> None:
         check = self.query_one(ChecksView).current
-        if check is None:
-            self.notify("No check selected.", title="evaluate")
+        if check is None or not check.get("lesson"):
+            self.notify("No check selected: evaluate or pick a run with a report first.", title="evaluate")
             return
+        self.query_one("#eval-tabs", TabbedContent).active = "eval-tab-checks"
         self._open(check["lesson"])
 
     @on(ChecksView.LessonRequested)

@@ -1,4 +1,8 @@
-"""One side of the chat (base or aligned): its turns, streamed into Markdown, and its speed."""
+"""One side of the chat (base or aligned): its turns, streamed into Markdown, and its speed.
+
+Each turn (the prompt, the answer, a note) is one block; `ChatScreen` gives the two sides' blocks of a
+turn the same height once both have answered, so each prompt starts on the same row on both sides.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from textual.widgets.markdown import MarkdownStream
 from .status_line import StatusLine
 
 SIDE_TITLES = {
-    "base": "Base (before DPO: adapter off)",
-    "aligned": "Aligned (after DPO: base + LoRA)",
+    "base": "base: before DPO (adapter off)",
+    "aligned": "aligned: after DPO (base + LoRA)",
 }
 
 
@@ -20,10 +24,10 @@ class ChatColumn(Vertical):
     answer is never re-rendered whole per token."""
 
     DEFAULT_CSS = """
-    ChatColumn { width: 1fr; border: round $panel; padding: 0 1; }
+    ChatColumn { width: 1fr; border: round $panel; border-title-style: bold; padding: 0 1; }
     ChatColumn.-aligned { border: round $primary; }
-    ChatColumn > .chat-title { text-style: bold; }
     ChatColumn > .chat-turns { height: 1fr; }
+    ChatColumn .chat-turn { height: auto; }
     ChatColumn .chat-user { color: $text-muted; margin-top: 1; }
     ChatColumn .chat-answer { margin: 0; }
     ChatColumn .chat-note { color: $text-muted; text-style: italic; }
@@ -34,13 +38,13 @@ class ChatColumn(Vertical):
         super().__init__(**kwargs)
         self.side = side
         self.add_class(f"-{side}")
+        self.border_title = SIDE_TITLES.get(side, side)
         self._stream: MarkdownStream | None = None
         self.answers: list[str] = []  # the text of each answer, as streamed
         self.tokens = 0
         self.tokens_per_s = 0.0
 
     def compose(self) -> ComposeResult:
-        yield Static(SIDE_TITLES.get(self.side, self.side), classes="chat-title")
         yield VerticalScroll(classes="chat-turns")
         yield StatusLine(classes="chat-stats")
 
@@ -48,9 +52,13 @@ class ChatColumn(Vertical):
     def turns(self) -> VerticalScroll:
         return self.query_one(".chat-turns", VerticalScroll)
 
+    def turn_blocks(self) -> list[Vertical]:
+        return list(self.turns.query_children(".chat-turn").results(Vertical))
+
     async def begin_turn(self, prompt: str) -> None:
         answer = Markdown("", classes="chat-answer")
-        await self.turns.mount(Static(f"> {prompt}", classes="chat-user", markup=False), answer)
+        turn = Vertical(Static(f"> {prompt}", classes="chat-user", markup=False), answer, classes="chat-turn")
+        await self.turns.mount(turn)
         self.turns.anchor()
         self._stream = Markdown.get_stream(answer)
         self.answers.append("")
@@ -71,7 +79,7 @@ class ChatColumn(Vertical):
             if self.answers and not self.answers[-1].strip():
                 # An empty pane reads as "still waiting" or "broken"; a random `tiny` model writes newlines.
                 note = "(no visible text: only whitespace)" if self.answers[-1] else "(no text)"
-                await self.turns.mount(Static(note, classes="chat-note"))
+                await self.turn_blocks()[-1].mount(Static(note, classes="chat-note"))
 
     def set_stats(self, text: str) -> None:
         self.query_one(".chat-stats", StatusLine).show(text)  # per 8 tokens: a repaint, not a layout
@@ -81,3 +89,13 @@ class ChatColumn(Vertical):
         await self.turns.remove_children()
         self.answers = []
         self.set_stats("")
+
+
+def align_turns(left: ChatColumn, right: ChatColumn) -> int:
+    """Give each turn the height of the taller side, so the next prompt starts on the same row on both
+    sides; returns how many turns were aligned."""
+    pairs = list(zip(left.turn_blocks(), right.turn_blocks(), strict=False))
+    for a, b in pairs:
+        height = max(a.outer_size.height, b.outer_size.height)
+        a.styles.min_height = b.styles.min_height = height
+    return len(pairs)

@@ -22,20 +22,23 @@ class GenerationPair(Vertical):
 
     def compose(self) -> ComposeResult:
         g = self.generation
-        yield Static(f"{g['label']} · {g['settings']} · {g['prompt']}", classes="gen-prompt", markup=False)
+        head = " · ".join(str(g[k]) for k in ("label", "settings", "prompt") if g.get(k))
+        yield Static(head, classes="gen-prompt", markup=False)
         with Horizontal():
-            base = Static(g["base"].strip() or "(only whitespace)", classes="gen-side gen-base", markup=False)
-            base.border_title = f"base · {g['base_tokens']} tokens"
-            yield base
-            aligned = Static(g["aligned"].strip() or "(only whitespace)", classes="gen-side gen-aligned",
-                             markup=False)
-            aligned.border_title = f"aligned · {g['aligned_tokens']} tokens"
-            yield aligned
+            for side in ("base", "aligned"):
+                text = str(g.get(side) or "").strip() or "(only whitespace)"
+                box = Static(text, classes=f"gen-side gen-{side}", markup=False)
+                tokens = g.get(f"{side}_tokens")
+                box.border_title = side + (f" · {tokens} tokens" if tokens is not None else "")
+                yield box
 
 
 class GenerationsView(VerticalScroll):
-    async def show(self, generations: list[dict]) -> None:
+    async def show(self, generations: list[dict] | None) -> None:
         await self.remove_children()
+        if generations is None:
+            await self.mount(Static("No report yet."))
+            return
         if not generations:
             await self.mount(Static("No generations in this report (it was made with --no-generations)."))
             return
