@@ -35,7 +35,10 @@ CUDA_GRAPH_MODES = ("auto", "off")
 # One line for each field, shown by --help and by the Train screen's form.
 HELP: dict[str, str] = {
     "model": "hub id, local model folder, .gguf file, or 'tiny' (a random model for tests)",
-    "data": "preference data: hub id or local file; the bundled sample when empty",
+    "data": "preference data: a local file or hub id (hf:owner/name/data_dir for a hub folder), or several "
+    "to mix them; when empty, HH-RLHF harmless-base + helpful-base 1:1 (hub, else local copies, else the "
+    "bundled sample)",
+    "data_weights": "one weight per data source, e.g. 1,1: each source's share of the pairs (equal when empty)",
     "data_format": "force a format (hh, shp, oasst, trl, mapping); detected when empty",
     "columns": "column mapping for other data, e.g. prompt=question,chosen=good,rejected=bad",
     "max_pairs": "use at most this many training pairs (0 = all)",
@@ -80,7 +83,8 @@ HELP: dict[str, str] = {
 @dataclass
 class TrainConfig:
     model: str = DEFAULT_MODEL
-    data: str = ""
+    data: str | list[str] = ""  # one source, or several mixed by data_weights (engine/data/mix.py)
+    data_weights: list[float] = field(default_factory=list)
     data_format: str = ""
     columns: dict[str, str] = field(default_factory=dict)
     max_pairs: int = 0
@@ -133,6 +137,8 @@ class TrainConfig:
                     f"unknown setting '{key}'", where=where, remedy=f"known: {', '.join(known)}"
                 )
             values[name] = _coerce(name, value, known[name], where)
+        if isinstance(values.get("data"), list) and len(values["data"]) == 1:
+            values["data"] = values["data"][0]  # a mix of one is that source
         return cls(**values)
 
     @classmethod
@@ -164,7 +170,7 @@ class TrainConfig:
     def to_toml(self) -> str:
         lines = ["# dpo-tutor training configuration", "[train]"]
         for key, value in self.to_dict().items():
-            if isinstance(value, dict):
+            if isinstance(value, dict) or (key == "data_weights" and not value):
                 continue
             lines.append(f"{key} = {_toml_value(value)}")
         if self.columns:
@@ -175,6 +181,24 @@ class TrainConfig:
         return "\n".join(lines) + "\n"
 
     # ---- derived -------------------------------------------------------------------------------
+    @property
+    def data_sources(self) -> list[str]:
+        """The data sources named: [] for the default data, one, or several to mix."""
+        if isinstance(self.data, (list, tuple)):
+            return [str(d) for d in self.data if str(d).strip()]
+        return [self.data] if self.data.strip() else []
+
+    def describe_data(self) -> str:
+        """The data in a few words, before it is read: 'a.jsonl.gz', 'a.jsonl x1 + b x3', or the default."""
+        sources = self.data_sources
+        if not sources:
+            weights = self.data_weights or [1.0, 1.0]
+            return "the default data (HH-RLHF harmless-base + helpful-base " + ":".join(f"{w:g}" for w in weights) + ")"
+        if len(sources) == 1:
+            return sources[0]
+        weights = self.data_weights or [1.0] * len(sources)
+        return " + ".join(f"{s} x{w:g}" for s, w in zip(sources, weights, strict=False))
+
     @property
     def effective_batch(self) -> int:
         return self.batch_size * self.grad_accum
@@ -252,6 +276,7 @@ class TrainConfig:
         for name in ("eval_steps", "save_steps", "eval_pairs"):
             if getattr(self, name) < 0:
                 errors.append(f"{name} must be >= 0.")
+        errors += self._data_errors()
         if self.columns:
             missing = {"prompt", "chosen", "rejected"} - set(self.columns)
             if missing - {"prompt"}:
@@ -265,6 +290,32 @@ class TrainConfig:
                     f"{n_train_pairs} training pairs."
                 )
         return errors, warnings
+
+    def _data_errors(self) -> list[str]:
+        """Sentences about the data sources and their weights (each starts with the setting's name)."""
+        errors: list[str] = []
+        sources = self.data_sources
+        n = len(sources) if sources else 2  # the default mix: harmless-base, helpful-base
+        if self.data_weights and len(self.data_weights) != n:
+            what = f"{n} data sources" if sources else "the 2 halves of the default data (harmless, helpful)"
+            if len(sources) == 1:
+                what = "1 data source"
+            count = f"{len(self.data_weights)} weight" + ("s" if len(self.data_weights) != 1 else "")
+            errors.append(f"data_weights has {count} for {what}: give one weight per source.")
+        for w in self.data_weights:
+            if not (math.isfinite(w) and w > 0):
+                errors.append(f"data_weights must all be above 0 (got {w:g}); leave a source out instead of "
+                              "giving it weight 0.")
+                break
+        if len(sources) > 1:
+            from .data.sources import is_hub_id
+
+            for source in sources:
+                if not is_hub_id(source) and not Path(source).expanduser().is_file():
+                    errors.append(f"data names a file that is not there: {source}.")
+            if len(set(sources)) != len(sources):
+                errors.append("data names the same source twice; give it a larger weight instead.")
+        return errors
 
     def check(self, n_train_pairs: int | None = None) -> list[str]:
         """Raise ConfigError with every error; return the warnings."""
@@ -295,6 +346,20 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, where: str) -> Any:
             if not isinstance(value, (str, int, float)):
                 raise ValueError(value)
             return str(value)
+        if kind == "str | list[str]":  # data: one source or several
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return [v for v in value if v.strip()]
+            raise ValueError(value)
+        if kind == "list[float]":  # data_weights: [1, 1] or "1,1"
+            if isinstance(value, str):
+                return parse_weights(value, where=where)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return [float(value)]
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) for v in value):
+                raise ValueError(value)
+            return [float(v) for v in value]
         if kind.startswith("dict"):
             if isinstance(value, str):
                 try:
@@ -307,6 +372,17 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, where: str) -> Any:
     except (TypeError, ValueError):
         raise ConfigError(f"'{name}' expects {kind}, got {value!r}", where=where) from None
     return value
+
+
+def parse_weights(text: str, *, where: str = "--data-weights") -> list[float]:
+    """`1,1` or `1:3` -> [1.0, 1.0]."""
+    weights: list[float] = []
+    for part in filter(None, (p.strip() for p in text.replace(":", ",").split(","))):
+        try:
+            weights.append(float(part))
+        except ValueError:
+            raise ConfigError(f"'{part}' is not a number: weights are numbers like 1,1 or 2,1", where=where) from None
+    return weights
 
 
 def parse_columns(text: str) -> dict[str, str]:
@@ -323,6 +399,8 @@ def parse_columns(text: str) -> dict[str, str]:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -25,6 +25,14 @@ def own_dataset_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(tmp_path / "dataset-cache"))
 
 
+@pytest.fixture(autouse=True)
+def default_data_is_the_sample(monkeypatch):
+    """A run without data trains on the bundled sample here, as before the default became the HH-RLHF mix
+    (engine/data/mix.py): tiny runs stay tiny and nothing probes the hub. Tests of the default mix lift it
+    (`monkeypatch.delenv("DPO_TUTOR_DEFAULT_DATA")`)."""
+    monkeypatch.setenv("DPO_TUTOR_DEFAULT_DATA", "sample")
+
+
 @pytest.fixture
 def runs_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "runs"

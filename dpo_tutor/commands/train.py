@@ -21,7 +21,13 @@ EPILOG = """\
 examples:
   dpo-tutor train --model tiny --max-steps 20                 a quick CPU demo (random tiny model)
   dpo-tutor train --preset cpu-look                           SmolLM2-135M on a CPU in ~2 minutes
-  dpo-tutor train --data ../shared/data/hh-rlhf/harmless-base-train.jsonl.gz --max-pairs 2000
+  dpo-tutor train --data ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz --max-pairs 2000
+  dpo-tutor train --data a.jsonl.gz --data b.jsonl.gz --data-weights 1,3    mix two sources, 1:3
+  dpo-tutor train --data hf:Anthropic/hh-rlhf/harmless-base --data hf:Anthropic/hh-rlhf/helpful-base
+
+data: without --data, HH-RLHF harmless-base + helpful-base 1:1: from the hub when it answers, else the
+local copies in $DPO_TUTOR_DATA_DIR, ./data or ../shared/data, else the bundled sample (said on stderr).
+Repeat --data to mix sources; --data-weights gives their shares (equal when left out).
   dpo-tutor train --config my.toml --lr 1e-4 --detach         start and leave it running
   dpo-tutor train --resume runs/20261125-120000-smollm2       continue a stopped run
 """
@@ -29,7 +35,8 @@ examples:
 # flag -> (TrainConfig field, type, metavar)
 _VALUE_FLAGS: list[tuple[str, str, type, str]] = [
     ("--model", "model", str, "MODEL"),
-    ("--data", "data", str, "SOURCE"),
+    ("--data", "data", str, "SOURCE"),  # repeatable: several sources make a mix
+    ("--data-weights", "data_weights", str, "W,W"),
     ("--format", "data_format", str, "FORMAT"),
     ("--columns", "columns", str, "MAP"),
     ("--beta", "beta", float, "B"),
@@ -91,6 +98,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         if flag in choices:
             kwargs["choices"] = choices[flag]
             kwargs.pop("metavar")
+        if flag == "--data":
+            kwargs["action"] = "append"
+            kwargs["help"] += " (repeat --data to mix several)"
         p.add_argument(flag, **kwargs)
     for flag, name in _BOOL_FLAGS:
         p.add_argument(flag, dest=name, action="store_true", default=None, help=HELP[name])
@@ -114,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags describe: defaults < --config file (or the resumed run's) < flags."""
-    from dpo_tutor.engine.config import TrainConfig, parse_columns
+    from dpo_tutor.engine.config import TrainConfig, parse_columns, parse_weights
 
     base = TrainConfig()
     if getattr(args, "_resume_config", None) is not None:
@@ -128,8 +138,15 @@ def config_from_args(args: argparse.Namespace):
     changes = {}
     for _flag, name, _kind, _metavar in _VALUE_FLAGS:
         value = getattr(args, name, None)
-        if value is not None:
-            changes[name] = parse_columns(value) if name == "columns" else value
+        if value is None:
+            continue
+        if name == "columns":
+            value = parse_columns(value)
+        elif name == "data_weights":
+            value = parse_weights(value)
+        elif name == "data":
+            value = value[0] if len(value) == 1 else list(value)
+        changes[name] = value
     for _flag, name in _BOOL_FLAGS:
         if getattr(args, name, None):
             changes[name] = True
@@ -172,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dpo_tutor.engine.config import TrainConfig
-    from dpo_tutor.engine.errors import UserError
+    from dpo_tutor.engine.errors import DataError, UserError
     from dpo_tutor.engine.runs import CONFIG_FILE, new_run_dir, resolve_run, safe_name
 
     runs_dir = _runs_dir(args)
@@ -190,6 +207,11 @@ def _run(args: argparse.Namespace) -> int:
     from dpo_tutor.engine.train import launch
 
     worker = launch.launched_worker()  # one of the N processes a `--gpus N` launcher started
+    if resume_dir is None and not worker and not config.data_sources:
+        from dpo_tutor.engine.safety import check_config
+
+        check_config(config, config_file=args.config, flag_fields=flag_fields(args))  # before saying the data
+        config = _default_data(args, config)
     if args.gpus == 1 and not worker:
         launch.pin_one_gpu()  # one process, one GPU: no nn.DataParallel on a host with several
     if args.gpus != 1 and not worker:
@@ -207,7 +229,13 @@ def _run(args: argparse.Namespace) -> int:
     # a bad input costs a fraction of a second, gives one line, and leaves nothing behind.
     from dpo_tutor.engine.safety import preflight
 
-    checked = preflight(config, config_file=args.config, flag_fields=flag_fields(args))
+    try:
+        checked = preflight(config, config_file=args.config, flag_fields=flag_fields(args))
+    except DataError:
+        if not getattr(args, "_default_from_hub", False):
+            raise
+        config = _default_data(args, config.replace(data=""), hub=False, why="the hub did not give the data")
+        checked = preflight(config, config_file=args.config, flag_fields=flag_fields(args))
     for warning in [] if worker else checked.warnings:  # the launcher said them already
         print(f"dpo-tutor train: warning: {warning}", file=sys.stderr)
     if not (worker or args.quiet or args.gpus > 1):
@@ -257,6 +285,22 @@ def _run(args: argparse.Namespace) -> int:
     if not worker:  # the launcher prints it
         print(run_dir)
     return result.exit_code
+
+
+def _default_data(args: argparse.Namespace, config, *, hub: bool | None = None, why: str = ""):
+    """No --data: resolve the default mix now (hub, local copies or the sample), say which in one line, and
+    name its sources in the config (so config.toml, --detach and --gpus N runs all read the same data)."""
+    from dpo_tutor.engine.data.mix import resolve_default
+
+    default = resolve_default(config.data_weights or None, hub=hub)
+    if not default.forced:
+        print(f"dpo-tutor train: {why + '; ' if why else ''}{default.note}", file=sys.stderr)
+    args._default_from_hub = default.origin == "hub"
+    if default.origin == "sample":
+        return config
+    args.data = default.data
+    args.data_weights = ",".join(f"{s.weight:g}" for s in default.sources)
+    return config.replace(data=default.data, data_weights=[s.weight for s in default.sources])
 
 
 def _cuda_device_count() -> int:
@@ -344,7 +388,10 @@ def _argv_from_args(args: argparse.Namespace) -> list[str]:
         argv += ["--config", str(args.config)]
     for flag, name, _kind, _metavar in _VALUE_FLAGS:
         value = getattr(args, name, None)
-        if value is not None:
+        if isinstance(value, list):
+            for item in value:
+                argv += [flag, str(item)]
+        elif value is not None:
             argv += [flag, str(value)]
     for flag, name in _BOOL_FLAGS:
         if getattr(args, name, None):

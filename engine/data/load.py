@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
@@ -33,10 +33,13 @@ class LoadResult:
     report: QualityReport
     format: str
     source: str
+    mix: Any = None  # mix.Mix (per source: name, weight, pairs used) when several sources were mixed
+    parts: list[LoadResult] = field(default_factory=list)  # a mix's sources, each as read
+    note: str = ""  # one sentence on where the default data came from (mix.load_default)
 
 
 def load_triplets(
-    source: str | None = None,
+    source: str | list[str] | None = None,
     *,
     format: str | None = None,
     columns: dict[str, str] | None = None,
@@ -56,7 +59,15 @@ def load_triplets(
     options: adapter options (hh_mismatch, shp_min_ratio, oasst_pairs, oasst_filter).
     tokenizer + max_length: also drop triplets longer than max_length tokens.
     progress: called with the number of rows read so far, every 5,000 rows.
+    A list of sources is a mix at equal weights (engine/data/mix.py); format and columns apply to each.
     """
+    if isinstance(source, (list, tuple)) and len(source) == 1:
+        source = source[0]
+    if isinstance(source, (list, tuple)):
+        from .mix import Source, load_mix
+
+        return load_mix([Source(str(s), format=format, columns=columns, split=split) for s in source],
+                        max_rows=max_rows, progress=progress)
     source = source or str(sample_path())
     if max_rows is not None and max_rows < 1:
         raise DataError(f"max_rows must be at least 1, not {max_rows}", where="max_rows")
