@@ -31,7 +31,7 @@ def test_before_the_first_step_it_says_what_is_happening():
     state.apply({"type": "phase", "time": T0 + 2, "phase": "compiling", "message": "Unsloth is compiling kernels"})
     text = status_text(state, now=T0 + 14)
     assert text == ("compiling kernels: Unsloth is compiling kernels (12s) | no steps yet: Unsloth compiles its "
-                    "kernels for ~40 s before the first step | unsloth on NVIDIA H100")
+                    "kernels for ~40 s before the first step\nunsloth on NVIDIA H100")
 
 
 def test_training_shows_step_progress_eta_throughput_memory_backend():
@@ -40,8 +40,15 @@ def test_training_shows_step_progress_eta_throughput_memory_backend():
     for n in range(1, 11):  # one step every 2 s
         state.apply(step(n, T0 + 40 + 2 * n, pairs_per_s=16.04, gpu_mem_gib=0.61, gpu_mem_peak_gib=0.7))
     text = status_text(state, now=T0 + 61)
-    assert text == ("training step 10/100 | 10% | ETA 3m00s | 16.0 pairs/s | GPU 0.61 GiB (peak 0.70) | "
+    assert text == ("training step 10/100 | 10% | ETA 3m00s\nloss 0.600\n16.0 pairs/s | GPU 0.61 GiB (peak 0.70) | "
                     "unsloth on NVIDIA H100")
+
+
+def test_the_status_shows_the_latest_loss_accuracy_and_margin():
+    state = RunState(path=Path("runs/x"))
+    state.apply(started())
+    state.apply(step(1, T0 + 40, **{"rewards/accuracies": 0.8125, "rewards/margins": 0.93}))
+    assert status_text(state, now=T0 + 41).splitlines()[1] == "loss 0.600 | accuracy 0.81 | margin 0.930"
 
 
 def test_a_failure_says_the_engine_message():
@@ -50,14 +57,14 @@ def test_a_failure_says_the_engine_message():
     state.apply(step(3, T0 + 5))
     state.apply({"type": "failed", "time": T0 + 6, "step": 3, "kind": "oom", "message": "CUDA out of memory",
                  "remedies": ["batch_size 1"]})
-    assert status_text(state, now=T0 + 7) == "FAILED at step 3/100 | CUDA out of memory | hf on cpu"
+    assert status_text(state, now=T0 + 7) == "FAILED at step 3/100 | CUDA out of memory\nloss 0.600\nhf on cpu"
 
 
 def test_replay_says_it_is_a_replay_and_of_what_hardware():
     state = RunState(path=Path("runs/20261125-lesson"), mode="replay", replay_speed=4)
     state.apply(started())
     state.apply(step(1, T0 + 40))
-    assert status_text(state).startswith("REPLAY of 20261125-lesson (recorded on NVIDIA H100), at 4x | training")
+    assert status_text(state).startswith("REPLAY of 20261125-lesson (recorded on NVIDIA H100), at 4x\ntraining")
 
 
 def test_text_tail_keeps_complete_lines_and_what_a_progress_bar_last_showed(tmp_path):

@@ -36,12 +36,16 @@ STATUS_INTERVAL_S = 0.25
 class TrainScreen(Screen):
     DEFAULT_CSS = """
     TrainScreen #train-side { width: 48; border-right: solid $panel; }
-    TrainScreen.-narrow #train-side { width: 34; }
+    TrainScreen.-narrow #train-side { width: 40; }
     TrainScreen #train-side.-hidden { display: none; }
     TrainScreen #train-main { width: 1fr; }
-    TrainScreen.-short TrainLog { height: 3; }
+    TrainScreen.-short TrainLog { display: none; }
+    TrainScreen.-log-on TrainLog { display: block; height: 5; }
+    TrainScreen.-log-off TrainLog { display: none; }
     """
-    # Small terminals (80x24 over SSH): a narrower side panel (ctrl+b hides it), a shorter log.
+    # Small terminals (80x24 over SSH): what matters there is the run, so the Configure / Runs panel
+    # steps aside once a run is on show (ctrl+b, ctrl+g, ctrl+o bring it back) and the log waits behind
+    # ctrl+l: the status (progress, loss, accuracy, margin) and the four charts get the room.
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
     BINDINGS: ClassVar[list[Binding]] = [
@@ -66,7 +70,7 @@ class TrainScreen(Screen):
                 yield TrainStatus(id="train-status")
                 yield TrainCharts(id="train-charts")
                 yield TrainLog(id="train-log")
-        yield Footer()
+        yield Footer(compact=True)
 
     # ---- plumbing ---------------------------------------------------------------------------------
     @property
@@ -148,7 +152,16 @@ class TrainScreen(Screen):
             return None
         self.refresh_status()
         self.query_one(RunsList).reload()
+        self._make_room()
         return run
+
+    def _make_room(self) -> None:
+        """In a small terminal the run on show takes the room: the side panel steps aside."""
+        if self.has_class("-narrow"):
+            side = self.query_one("#train-side")
+            side.add_class("-hidden")
+            if self.focused is not None and side in self.focused.ancestors:
+                self.set_focus(None)
 
     def action_stop(self) -> None:
         if not self.watcher.run_is_live:
@@ -172,8 +185,10 @@ class TrainScreen(Screen):
         runs.query_one("#runs-table").focus()
 
     def action_show_form(self) -> None:
+        """Show the Configure tab and put the focus on its first field (the preset)."""
         self.query_one("#train-side").remove_class("-hidden")
         self.query_one(TabbedContent).active = "tab-form"
+        self.query_one(TrainForm).focus_first()
 
     def action_toggle_side(self) -> None:
         """Hide or show the Configure / Runs panel (the charts take the room)."""
@@ -183,8 +198,9 @@ class TrainScreen(Screen):
             self.set_focus(None)
 
     def action_toggle_log(self) -> None:
-        log = self.query_one(TrainLog)
-        log.display = not log.display
+        shown = self.query_one(TrainLog).styles.display != "none"
+        self.set_class(not shown, "-log-on")
+        self.set_class(shown, "-log-off")
 
     @on(RunsList.OpenRequested)
     def _open_requested(self, message: RunsList.OpenRequested) -> None:
@@ -222,6 +238,7 @@ class TrainScreen(Screen):
             did = "replay"
         self._show_run_settings(path)
         self.refresh_status()
+        self._make_room()
         return did
 
     def _show_run_settings(self, path: Path) -> None:

@@ -4,16 +4,21 @@ and rejected rewards together (both fall while the margin grows, as the lesson e
 Charts never redraw per event: the screen calls `TrainCharts.redraw(store, limit=1)` every 0.125 s inside
 `app.batch_update()`, so the four charts take turns and each is redrawn about every 0.5 s, and only
 when the store moved or its size changed.
-Series are downsampled to about the chart's width; raw points are drawn faint, the smoothed curve
-bold, and eval points (when the run has them) as markers.
+Series are downsampled to about the chart's width; raw points are drawn as dots, the smoothed curve as a
+line, and eval points (when the run has them) as x. One legend line under the four charts says so (a
+legend inside each chart would take the rows of data a small terminal has). Step ticks are whole
+numbers at even spacing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 from textual.app import ComposeResult
-from textual.containers import Grid
+from textual.containers import Grid, Vertical
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from ..metrics_store import ACCURACY, CHOSEN, LOSS, MARGIN, REJECTED, MetricsStore
@@ -40,11 +45,29 @@ CHARTS = (
               short="accuracy"),
     ChartSpec(
         "chart-rewards",
-        "rewards: chosen and rejected",
+        "rewards: chosen (green), rejected (red)",
         ((CHOSEN, "chosen", "green"), (REJECTED, "rejected", "red")),
         short="chosen / rejected",
     ),
 )
+LEGEND = ("[b]•[/] each step  [b]⠒⠒[/] smoothed  [b yellow]x[/] held-out eval  "
+          "rewards: [green]chosen[/] [red]rejected[/]")
+
+
+def step_ticks(first: float, last: float, room: int) -> list[int]:
+    """Whole-number step ticks at a round spacing (1, 2, 5, 10, 20, 50 ...), at most `room` of them."""
+    lo, hi = math.ceil(first), math.floor(last)
+    if hi <= lo:
+        return [lo] if lo == hi else []
+    room = max(2, room)
+    spacing = 1
+    for k in range(0, 12):
+        for m in (1, 2, 5):
+            spacing = m * 10**k
+            if hi // spacing - (lo - 1) // spacing <= room:  # multiples of spacing in [lo, hi]
+                ticks = list(range(-(-lo // spacing) * spacing, hi + 1, spacing))
+                return ticks if len(ticks) >= 2 else [lo, *ticks] if ticks and ticks[0] != lo else [lo, hi]
+    return [lo, hi]
 
 
 class MetricChart(PlotextPlot):
@@ -78,19 +101,22 @@ class MetricChart(PlotextPlot):
         plt.clear_data()
         self._label()
         max_points = max(20, self.size.width - 10)
-        legend = self.size.height >= 12 and self.size.width >= 40  # a small chart keeps its room for data
         drawn = 0
-        for metric, label, colour in self.spec.metrics:
+        first = last = None
+        for metric, _label, colour in self.spec.metrics:
             view = store.view(metric, max_points)
             if view.steps:
-                plt.scatter(view.steps, view.raw, marker="dot", color=colour, label=f"{label} raw" if legend else None)
-                plt.plot(view.steps, view.smooth, marker="braille", color=colour,
-                         label=f"{label} smoothed" if legend else None)
+                plt.scatter(view.steps, view.raw, marker="dot", color=colour)
+                plt.plot(view.steps, view.smooth, marker="braille", color=colour)
                 drawn = max(drawn, len(view.steps))
+                first = view.steps[0] if first is None else min(first, view.steps[0])
+                last = view.steps[-1] if last is None else max(last, view.steps[-1])
             points = store.eval_view(metric, max_points)
             if points.steps:
-                plt.scatter(points.steps, points.raw, marker="x", color="yellow",
-                            label=f"eval {label}" if legend else None)
+                plt.scatter(points.steps, points.raw, marker="x", color="yellow")
+        if first is not None and last is not None:
+            ticks = step_ticks(first, last, max(2, (self.size.width - 8) // 8))
+            plt.xticks(ticks, [str(t) for t in ticks])
         if self.spec.ylim is not None and drawn:
             plt.ylim(*self.spec.ylim)
         self.points_drawn = drawn
@@ -100,15 +126,19 @@ class MetricChart(PlotextPlot):
         self.refresh()
 
 
-class TrainCharts(Grid):
+class TrainCharts(Vertical):
     DEFAULT_CSS = """
-    TrainCharts { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
+    TrainCharts { height: 1fr; }
+    TrainCharts > Grid { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
     TrainCharts MetricChart { height: 1fr; min-height: 6; }
+    TrainCharts > .chart-legend { height: 1; color: $text-muted; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
-        for spec in CHARTS:
-            yield MetricChart(spec)
+        with Grid():
+            for spec in CHARTS:
+                yield MetricChart(spec)
+        yield Static(LEGEND, classes="chart-legend")
 
     _next = 0
 

@@ -3,7 +3,8 @@
 Each field says what it is in one line and is checked as it is typed with the engine's own messages
 (`TrainConfig.from_dict` for the type, `TrainConfig.validate()` for the values). Model and dataset
 have pickers (recent runs' choices, local files, hub ids, the bundled sample); presets come from
-`engine/presets.py`.
+`engine/presets.py`. The data field takes one source or several separated by commas (a mix, weighed by
+the data_weights field); empty is the default mix, HH-RLHF harmless-base + helpful-base 1:1.
 """
 
 from __future__ import annotations
@@ -24,14 +25,28 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Select, Static
 
 # The fields the form shows, in order (the rest keep the preset's / default's values).
-FIELDS = ("model", "data", "beta", "learning_rate", "batch_size", "grad_accum", "max_steps", "epochs",
-          "max_length", "lora_r")
+FIELDS = ("model", "data", "data_weights", "beta", "learning_rate", "batch_size", "grad_accum", "max_steps", "epochs",
+          "max_pairs", "max_length", "lora_r")
+MEMORISING_PASSES = 4  # more passes than this over a capped set of pairs and the model learns them by heart
 DATA_HUB_IDS = ("Anthropic/hh-rlhf", "stanfordnlp/SHP", "OpenAssistant/oasst1")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
 
 
+DEFAULT_DATA_LABEL = "the default mix: HH-RLHF harmless + helpful 1:1"
+HH_HALVES_ON_HUB = "hf:Anthropic/hh-rlhf/harmless-base, hf:Anthropic/hh-rlhf/helpful-base"
+PLACEHOLDERS = {"data": "the default mix (HH-RLHF harmless + helpful 1:1)", "data_weights": "equal"}
+
+
 def _text(value: object) -> str:
+    if isinstance(value, (list, tuple)):  # several data sources, or their weights
+        return ", ".join(_text(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _sources(text: str) -> str | list[str]:
+    """The data field's text as TrainConfig.data: one source, or several separated by commas."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    return parts if len(parts) > 1 else (parts[0] if parts else "")
 
 
 def gguf_models() -> list[str]:
@@ -63,8 +78,9 @@ def recent_choices(runs_dir: Path, limit: int = 10) -> tuple[list[str], list[str
             continue
         if config.model not in models:
             models.append(config.model)
-        if config.data and config.data not in datas:
-            datas.append(config.data)
+        data = _text(config.data)
+        if data and data not in datas:
+            datas.append(data)
     return models, datas
 
 
@@ -79,9 +95,12 @@ def model_choices(runs_dir: Path) -> list[tuple[str, str]]:
 
 def data_choices(runs_dir: Path) -> list[tuple[str, str]]:
     _, recent = recent_choices(runs_dir)
-    choices = [("the bundled sample", "")]
+    from dpo_tutor.engine.data.sample import sample_path
+
+    choices = [(DEFAULT_DATA_LABEL, ""), ("the bundled sample", str(sample_path()))]
     choices += [(f"recent: {d}", d) for d in recent]
     choices += [(f"file: {f}", f) for f in local_data_files()]
+    choices.append(("hub: HH-RLHF harmless + helpful halves", HH_HALVES_ON_HUB))
     choices += [(f"hub: {h}", h) for h in DATA_HUB_IDS]
     return _unique(choices)
 
@@ -105,8 +124,9 @@ def check_form(base: TrainConfig, raw: dict[str, str]) -> tuple[TrainConfig | No
     field_errors: dict[str, str] = {}
     values: dict[str, object] = {}
     for name, text in raw.items():
+        value: object = _sources(text) if name == "data" else text.strip()
         try:
-            values[name] = getattr(TrainConfig.from_dict({name: text.strip()}, where=name), name)
+            values[name] = getattr(TrainConfig.from_dict({name: value}, where=name), name)
         except ConfigError as exc:
             field_errors[name] = exc.message
     if field_errors:
@@ -123,14 +143,28 @@ def check_form(base: TrainConfig, raw: dict[str, str]) -> tuple[TrainConfig | No
     return (None if errors else config), field_errors, other, warnings
 
 
+def memorising_warning(config: TrainConfig) -> str | None:
+    """A warning when the steps go over a small, capped set of pairs many times: the model memorises them,
+    and a loss near 0 with accuracy 1.00 then says nothing about what it learned."""
+    if config.max_pairs <= 0:
+        return None
+    seen = config.max_steps * config.effective_batch if config.max_steps else config.epochs * config.max_pairs
+    passes = seen / config.max_pairs
+    if passes <= MEMORISING_PASSES:
+        return None
+    return (f"max_pairs {config.max_pairs:,}: {seen:,.0f} pairs trained = {passes:,.0f} passes over at most "
+            f"{config.max_pairs:,} pairs (fewer once some are held out). The model will memorise them: loss "
+            "near 0 and accuracy 1.00 would mean nothing. Raise max_pairs (0 = all) or lower max_steps.")
+
+
 def field_named(message: str) -> str | None:
     """The form field a message is about: the one named earliest in it."""
-    best: tuple[int, str] | None = None
+    best: tuple[int, int, str] | None = None
     for name in FIELDS:
         at = message.find(name)
-        if at >= 0 and (best is None or at < best[0]):
-            best = (at, name)
-    return best[1] if best else None
+        if at >= 0 and (best is None or (at, -len(name)) < best[:2]):  # data_weights before data
+            best = (at, -len(name), name)
+    return best[2] if best else None
 
 
 class TrainForm(VerticalScroll):
@@ -172,6 +206,7 @@ class TrainForm(VerticalScroll):
         self.other_errors: list[str] = []
         self.warnings: list[str] = []
         self.cpu_note: str | None = None  # the CPU-time warning of the checked settings, if any
+        self.memorising_note: str | None = None  # many passes over a few capped pairs, if so
 
     def compose(self) -> ComposeResult:
         yield Label("preset")
@@ -193,12 +228,16 @@ class TrainForm(VerticalScroll):
                     options = model_choices(self.runs_dir) if name == "model" else data_choices(self.runs_dir)
                     suggest = SuggestFromList([v for _, v in options if v], case_sensitive=False)
                 yield Input(_text(getattr(self.base, name)), id=f"in-{name}", suggester=suggest,
-                            placeholder="the bundled sample" if name == "data" else "", compact=True)
+                            placeholder=PLACEHOLDERS.get(name, ""), compact=True)
                 yield Static(HELP[name], classes="help")
                 yield Static("", classes="error", markup=False)
         yield Static("", id="form-summary", markup=False)
         with Horizontal():
             yield Button("Start (ctrl+r)", id="start", variant="success")
+
+    def focus_first(self) -> None:
+        self.query_one("#preset", Select).focus()
+        self.scroll_home(animate=False)
 
     # ---- reading and checking -----------------------------------------------------------------
     def raw_values(self) -> dict[str, str]:
@@ -212,6 +251,9 @@ class TrainForm(VerticalScroll):
         self.cpu_note = cpu_time_warning(config, self.gpu) if config is not None else None
         if self.cpu_note:
             self.warnings.append(self.cpu_note)
+        self.memorising_note = memorising_warning(config) if config is not None else None
+        if self.memorising_note:
+            self.warnings.append(self.memorising_note)
         self.config = config
         for name in FIELDS:
             box = self.query_one(f"#field-{name}", Vertical)
@@ -220,8 +262,10 @@ class TrainForm(VerticalScroll):
         summary = self.query_one("#form-summary", Static)
         lines = self.other_errors + self.warnings
         if config is not None:
+            lines.append(f"data: {config.describe_data()}")
             lines.append(f"{config.batch_size} x {config.grad_accum} = {config.effective_batch} pairs per step; "
-                         + (f"{config.max_steps} steps" if config.max_steps else f"{config.epochs:g} epochs"))
+                         + (f"{config.max_steps} steps" if config.max_steps else f"{config.epochs:g} epochs")
+                         + (f" over at most {config.max_pairs:,} pairs" if config.max_pairs else " over all pairs"))
         summary.update("\n".join(lines))
         summary.set_class(bool(self.warnings), "-warn")
         summary.set_class(bool(self.other_errors or self.field_errors), "-bad")
@@ -279,5 +323,7 @@ class TrainForm(VerticalScroll):
             return False
         if self.cpu_note:  # the form's summary may be scrolled out of view: say it where it is seen
             self.notify(self.cpu_note, title="Training on the CPU", severity="warning", timeout=12)
+        if self.memorising_note:
+            self.notify(self.memorising_note, title="Few pairs, many steps", severity="warning", timeout=12)
         self.post_message(self.StartRequested(config, self.run_name()))
         return True

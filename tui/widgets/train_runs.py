@@ -13,6 +13,7 @@ from dpo_tutor.engine.recorded.loader import recorded_runs
 from dpo_tutor.engine.runs import RunInfo, list_runs, run_info
 from textual import on
 from textual.app import ComposeResult
+from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Select, Static
@@ -36,13 +37,24 @@ def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
+def row_lines(row: RunRow) -> str:
+    """A run in three short lines (the side panel is ~38 columns at 80x24): its folder, its state and
+    step, its last loss and accuracy."""
+    s = row.info.summary
+    name = ("recorded: " if row.recorded else "") + row.info.path.name  # the folder: unique, dated
+    metrics = [f"{label} {_fmt(s.last_metrics.get(key), spec)}" for key, label, spec in
+               (("loss", "loss", ".3f"), ("rewards/accuracies", "accuracy", ".2f"))
+               if isinstance(s.last_metrics.get(key), (int, float))]
+    return f"{name}\n  {row.info.state} · step {s.step}/{s.total_steps or '?'}\n  " + " · ".join(metrics)
+
+
 class RunsList(Vertical):
     DEFAULT_CSS = """
     RunsList { height: 1fr; }
     RunsList DataTable { height: 1fr; }
     RunsList Horizontal { height: auto; }
-    RunsList Select { width: 22; }
-    RunsList Button { min-width: 8; width: auto; }
+    RunsList Select { width: 1fr; }
+    RunsList Button { min-width: 8; width: auto; margin-right: 1; }
     RunsList #runs-hint { color: $text-muted; height: auto; }
     """
 
@@ -60,18 +72,19 @@ class RunsList(Vertical):
         self.rows: dict[str, RunRow] = {}
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        yield Static("enter: open (a running run re-attaches, a finished one replays)", id="runs-hint")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True, show_header=False)
+        yield Static("enter opens: a running run re-attaches, a finished one replays at this speed:",
+                     id="runs-hint")
+        yield Select([(f"replay {label}", speed) for label, speed in SPEEDS.items()], value=0.0,
+                     allow_blank=False, id="replay-speed", prompt="replay speed", compact=True)
         with Horizontal():
-            yield Select([(label, speed) for label, speed in SPEEDS.items()], value=0.0,
-                         allow_blank=False, id="replay-speed", prompt="replay speed")
-            yield Button("Open", id="runs-open")
-            yield Button("Resume", id="runs-resume")
-            yield Button("Refresh", id="runs-refresh")
+            yield Button("Open", id="runs-open", compact=True)
+            yield Button("Resume", id="runs-resume", compact=True)
+            yield Button("Refresh", id="runs-refresh", compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "state", "step", "loss", "acc")
+        table.add_columns("run")
         self.reload()
         self.set_interval(5.0, self._refresh_if_shown, name="runs-refresh")
 
@@ -91,13 +104,7 @@ class RunsList(Vertical):
         for row in gather_runs(self.runs_dir):
             key = str(row.info.path)
             self.rows[key] = row
-            s = row.info.summary
-            name = ("recorded: " if row.recorded else "") + row.info.path.name  # the folder: unique, dated
-            table.add_row(
-                name, row.info.state, f"{s.step}/{s.total_steps or '?'}",
-                _fmt(s.last_metrics.get("loss"), ".3f"), _fmt(s.last_metrics.get("rewards/accuracies"), ".2f"),
-                key=key,
-            )
+            table.add_row(Text(row_lines(row)), key=key, height=3)
         if current is not None and str(current.info.path) in self.rows:
             table.move_cursor(row=table.get_row_index(str(current.info.path)))
 

@@ -1,4 +1,6 @@
-"""The Train screen's status line: phase, step / total, progress bar, ETA, pairs/s, GPU memory, backend.
+"""The Train screen's status: phase, step / total, ETA; the latest loss, accuracy and margin; pairs/s, GPU
+memory and backend; and a progress bar. One line each (a replay or a re-attached run says so on a line
+of its own first), so nothing is cut at 80 columns.
 
 `status_text()` is a pure function of the run state (and the clock), so tests assert on what it says.
 """
@@ -24,7 +26,10 @@ PHASE_LABELS = {
     "saving": "saving",
 }
 
-IDLE_TEXT = "No run yet. Choose a preset or edit the settings, then press Start (ctrl+r); or open a run (ctrl+o)."
+IDLE_TEXT = "No run yet: pick a preset, then ctrl+r starts it.\nctrl+o opens a run (the shipped recordings replay)."
+# The latest value of each, from the last step event (TRL's names), as the CLI's progress line shows them.
+METRIC_LABELS = (("loss", "loss", ".3f"), ("rewards/accuracies", "accuracy", ".2f"),
+                 ("rewards/margins", "margin", ".3f"))
 
 
 def duration(seconds: float) -> str:
@@ -34,8 +39,15 @@ def duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def metrics_text(state: RunState) -> str:
+    """`loss 0.412 | accuracy 0.81 | margin 0.930`: the latest step's values ("" before the first step)."""
+    metrics = state.summary.last_metrics
+    return " | ".join(f"{label} {metrics[key]:{spec}}" for key, label, spec in METRIC_LABELS
+                      if isinstance(metrics.get(key), (int, float)))
+
+
 def status_text(state: RunState | None, now: float | None = None) -> str:
-    """One or two lines saying what the run is doing."""
+    """A few lines saying what the run is doing: [replay or attached,] progress, metrics, speed and machine."""
     if state is None:
         return IDLE_TEXT
     now = time.time() if now is None else now
@@ -48,9 +60,8 @@ def status_text(state: RunState | None, now: float | None = None) -> str:
         head = f"REPLAY of {state.name}" + (f" (recorded on {hw})" if hw else "") + f", {speed}"
         if state.ended:
             head += ", done"
-        head += " | "
     elif state.mode == "attached":
-        head = f"attached to {state.name} | "
+        head = f"attached to {state.name}"
 
     step_part = f"step {summary.step}/{summary.total_steps or '?'}"
     if summary.state in TERMINAL_TYPES or summary.state == "interrupted":
@@ -90,8 +101,13 @@ def status_text(state: RunState | None, now: float | None = None) -> str:
         if summary.total_steps:
             parts.append(f"{100 * summary.step / summary.total_steps:.0f}%")
         eta = state.eta_seconds()
-        if eta is not None and not state.ended:
+        if eta is not None and not state.ended and not state.is_replay:
             parts.append(f"ETA {duration(eta)}")
+    lines = [head] if head else []
+    lines.append(" | ".join(p for p in parts if p))
+    if metrics_text(state):
+        lines.append(metrics_text(state))
+    parts = []
     metrics = summary.last_metrics
     if "pairs_per_s" in metrics:
         parts.append(f"{metrics['pairs_per_s']:.1f} pairs/s")
@@ -106,7 +122,9 @@ def status_text(state: RunState | None, now: float | None = None) -> str:
     if summary.backend:
         where = summary.gpu_name or summary.device
         parts.append(f"{summary.backend}" + (f" on {where}" if where else ""))
-    return head + " | ".join(p for p in parts if p)
+    if parts:
+        lines.append(" | ".join(parts))
+    return "\n".join(lines)
 
 
 class TrainStatus(Vertical):
@@ -114,7 +132,10 @@ class TrainStatus(Vertical):
 
     DEFAULT_CSS = """
     TrainStatus { height: auto; padding: 0 1; background: $boost; }
-    TrainStatus #status-line { height: 2; }
+    TrainStatus #status-line { height: 3; }
+    TrainStatus.-headed #status-line { height: 4; }
+    TrainStatus.-failed #status-line { height: auto; }
+    TrainStatus.-idle #status-line { height: auto; }
     TrainStatus.-replay #status-line { color: $warning; text-style: bold; }
     TrainStatus.-failed #status-line { color: $error; }
     TrainStatus Horizontal { height: 1; }
@@ -129,7 +150,9 @@ class TrainStatus(Vertical):
     def show(self, state: RunState | None) -> str:
         text = status_text(state)
         self.query_one("#status-line", StatusLine).show(text)
+        self.set_class(state is None, "-idle")
         self.set_class(bool(state and state.is_replay), "-replay")
+        self.set_class(bool(state and state.mode in ("replay", "attached")), "-headed")
         self.set_class(bool(state and state.summary.state == "failed"), "-failed")
         bar = self.query_one(ProgressBar)
         if state is not None and state.waiting_for_first_step and state.summary.phase_progress:
