@@ -23,15 +23,19 @@ against its schema; anything malformed raises `LessonError` naming the file and 
 
 from __future__ import annotations
 
+import json
 import math
+import random
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
 
-SEGMENTS = ("Introduction", "Concepts", "Dataset", "Training", "Results")
+# the video's five segments, then "Appendix": lessons the 15-minute walkthrough does not stop at
+SEGMENTS = ("Introduction", "Concepts", "Dataset", "Training", "Results", "Appendix")
 DIRECTIVE = "dpo-widget"
 FILE_PATTERN = re.compile(r"^\d\d-[a-z0-9-]+\.md$")
 
@@ -115,6 +119,36 @@ def _betas(raw: str) -> list[float]:
     return values
 
 
+def _run(raw: str) -> str:
+    value = raw.strip()
+    if value == "latest" or (value.startswith("recording:") and value.split(":", 1)[1].strip()):
+        return value
+    raise ValueError(f"must be 'latest' or 'recording:<name>', got {raw!r}")
+
+
+def _facts(raw: str) -> list[str]:
+    from .run_facts import FACT_KEYS
+
+    values = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [v for v in values if v not in FACT_KEYS]
+    if not values or unknown:
+        raise ValueError(f"names unknown facts {unknown} (known: {', '.join(FACT_KEYS)})")
+    return values
+
+
+def _count(raw: str) -> int:
+    value = _int(raw)
+    if value <= 0:
+        raise ValueError(f"must be a positive whole number, got {raw}")
+    return value
+
+
+def _yes(raw: str) -> bool:
+    if raw.strip() not in ("yes", "no"):
+        raise ValueError(f"must be yes or no, got {raw!r}")
+    return raw.strip() == "yes"
+
+
 def _options(raw: str) -> list[str]:
     values = [part.strip() for part in raw.split("|")]
     if len(values) < 2 or not all(values):
@@ -127,6 +161,32 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[str], object], bool]]] = {
     "beta-explorer": {
         "betas": (_betas, True),
         "caption": (_text, False),
+        # overlay the run's logged deltas (rewards/margins / beta per step) on the curves
+        "run": (_run, False),
+    },
+    # sentences with the numbers of the learner's latest run, or of a shipped recording
+    "run-facts": {
+        "run": (_run, True),
+        "show": (_facts, True),
+        "title": (_text, False),
+    },
+    # two runs side by side (the case file: the failure and the fixed default)
+    "run-compare": {
+        "left": (_run, True),
+        "right": (_run, True),
+        "title": (_text, False),
+    },
+    # sigmoid, IPO, robust and SimPO-style losses on one real pair (engine/dpo_math.loss_variants)
+    "loss-compare": {
+        "source": (_text, True),
+        "policy_chosen": (_float, True),
+        "policy_rejected": (_float, True),
+        "ref_chosen": (_float, True),
+        "ref_rejected": (_float, True),
+        "chosen_tokens": (_count, True),
+        "rejected_tokens": (_count, True),
+        "beta": (_positive, True),
+        "note": (_text, False),
     },
     "worked-example": {
         "source": (_text, True),
@@ -147,6 +207,11 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[str], object], bool]]] = {
         "options": (_options, True),
         "answer": (_int, True),
         "explanation": (_text, False),
+        # "predict, then reveal": the parts after this quiz, up to and including the next widget,
+        # stay hidden until it is answered
+        "reveal": (_yes, False),
+        # fill {margin}, {delta}, ... in the question, options and feedback from this run's numbers
+        "run": (_run, False),
         # feedback_1 ... feedback_N are checked in _check_quiz
     },
 }
@@ -307,6 +372,12 @@ def parse_lesson(text: str, path: str | Path = "<lesson>") -> Lesson:
         i = close + 1
     if "".join(md).strip():
         parts.append(MarkdownPart("\n".join(md).strip("\n"), md_start))
+    quizzes = [p for p in parts if isinstance(p, WidgetSpec) and p.widget == "quiz"]
+    for n, quiz in enumerate(quizzes, start=1):
+        quiz.params["quiz_id"] = f"{front['id']}#{n}"
+        after = parts[parts.index(quiz) + 1:]
+        if quiz.params.get("reveal") and not any(isinstance(p, WidgetSpec) for p in after):
+            raise _fail(path, quiz.line, "quiz: reveal: yes needs a widget after the quiz to reveal")
     return Lesson(
         id=front["id"],
         title=front["title"],
@@ -350,3 +421,88 @@ def find_lesson(lessons: list[Lesson], lesson_id: str) -> int:
             return index
     known = ", ".join(lesson.id for lesson in lessons)
     raise LessonError(f"no lesson {lesson_id!r}", remedy=f"known: {known}")
+
+
+# -- the learner: a seed that shuffles quiz options, and a score per lesson kept between sessions ----
+
+STATE_FILE = "learner.json"
+
+
+def option_order(seed: int, quiz_id: str, n: int) -> list[int]:
+    """The order a learner sees a quiz's n options in: fixed for (seed, quiz), different across learners."""
+    order = list(range(n))
+    random.Random(f"{seed}:{quiz_id}").shuffle(order)
+    return order
+
+
+def state_path() -> Path:
+    """`learner.json` in the user's state folder (platformdirs; XDG_STATE_HOME moves it on Linux)."""
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("dpo-tutor")) / STATE_FILE
+
+
+def _default_seed() -> int:
+    """Stable for one user on one machine until a state file records it; differs between learners."""
+    import getpass
+    import uuid
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "learner"
+    return zlib.crc32(f"{user}@{uuid.getnode()}".encode())
+
+
+@dataclass
+class LearnerState:
+    """`seed` shuffles quiz options; `answers[quiz_id]` is whether the first answer was right."""
+
+    path: Path | None = None
+    seed: int = 0
+    answers: dict[str, bool] = field(default_factory=dict)
+
+    def record(self, quiz_id: str, correct: bool) -> bool:
+        """Keep the first answer to a quiz (a retry after seeing the feedback does not count); True if new.
+        The caller saves."""
+        if quiz_id in self.answers:
+            return False
+        self.answers[quiz_id] = bool(correct)
+        return True
+
+    def lesson_score(self, lesson: Lesson) -> tuple[int, int, int]:
+        """(right on first try, answered, quizzes) for one lesson."""
+        ids = [w.params["quiz_id"] for w in lesson.widgets if w.widget == "quiz"]
+        answered = [self.answers[i] for i in ids if i in self.answers]
+        return sum(answered), len(answered), len(ids)
+
+    def save(self) -> bool:
+        """Write the state; False when the folder cannot be written (scores then last one session)."""
+        if self.path is None:
+            return False
+        data = {"version": 1, "seed": self.seed, "answers": self.answers}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError:
+            return False
+        return True
+
+
+def load_learner(path: str | Path | None = None) -> LearnerState:
+    """The learner's state from `path` (default `state_path()`); a missing or broken file starts afresh."""
+    path = Path(path) if path is not None else state_path()
+    state = LearnerState(path=path, seed=_default_seed())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return state
+    if isinstance(data, dict):
+        if isinstance(data.get("seed"), int):
+            state.seed = data["seed"]
+        answers = data.get("answers")
+        if isinstance(answers, dict):
+            state.answers = {str(k): bool(v) for k, v in answers.items() if isinstance(v, bool)}
+    return state

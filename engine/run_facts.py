@@ -31,8 +31,8 @@ REPORT_FILE = "report.json"
 FALLBACK_RECORDINGS = ("default-recipe-h200", "over-refusal-h100")
 
 FACT_KEYS = (
-    "source", "recipe", "first_step", "margin", "accuracy", "heldout_peak", "rewards", "refusal",
-    "ranking", "checks",
+    "source", "recipe", "first_step", "loss", "margin", "accuracy", "heldout_peak", "rewards", "refusal",
+    "ranking", "checks", "answers", "reference",
 )
 
 
@@ -155,6 +155,15 @@ class RunFacts:
         held = self.report_heldout
         last_eval = self.heldout_accuracy
         out["heldout_accuracy"] = (f"{held[0]:.2f}" if held else f"{last_eval[1]:.2f}" if last_eval else "")
+        for when in ("base", "aligned"):
+            value = self.report_value("before_after", "likelihood_summed", when, "accuracy")
+            key = "ranking_before" if when == "base" else "ranking_after"
+            out[key] = f"{value:.1%}" if isinstance(value, (int, float)) else ""
+        if margin is not None and beta:
+            out["margin_times_beta"] = f"{margin * beta:.2f}"
+        held_value = held[0] if held else last_eval[1] if last_eval else None
+        out["gap_points"] = (f"{(acc - held_value) * 100:.0f}" if acc is not None and held_value is not None
+                             else "")
         refusal = self.refusal
         out["refusal_rate"] = f"{refusal[1]:.0%}" if refusal else ""
         out["base_refusal_rate"] = f"{refusal[0]:.0%}" if refusal else ""
@@ -294,6 +303,12 @@ def fact_sentence(facts: RunFacts, key: str) -> str | None:
             if acc:
                 text += "; the accuracy is not exactly 0 because rounding noise breaks a few ties"
         return text + "."
+    if key == "loss":
+        first, last = facts.first.get("loss"), facts.last.get("loss")
+        if first is None or last is None:
+            return None
+        return (f"Training loss {first:.3f} at step {facts.first_step}, {last:.3f} at step {facts.last_step} "
+                "(a batch mean on training pairs).")
     if key == "margin":
         margin = facts.last.get("rewards/margins")
         if margin is None or not beta:
@@ -357,7 +372,78 @@ def fact_sentence(facts: RunFacts, key: str) -> str | None:
         if not warned:
             return f"All {len(checks)} checks in report.json read OK."
         return f"{len(warned)} of {len(checks)} checks warn: " + "; ".join(warned) + "."
+    if key == "answers":
+        rows = facts.report_value("harmless")
+        if not isinstance(rows, list) or not rows:
+            return None
+        shown = [r for r in rows if r.get("aligned_refuses") and not r.get("base_refuses")][:2] or rows[:2]
+        quotes = "; ".join(f"\"{r.get('prompt', '')}\" -> \"{_excerpt(r.get('aligned', ''))}\"" for r in shown)
+        return f"Aligned answers to harmless prompts (report.json): {quotes}."
+    if key == "reference":
+        chosen = facts.report_value("before_after", "logps", "base", "chosen_per_token")
+        rejected = facts.report_value("before_after", "logps", "base", "rejected_per_token")
+        if not isinstance(chosen, (int, float)) or not isinstance(rejected, (int, float)):
+            return None
+        return (f"The reference gives the held-out answers {chosen:.2f} (chosen) and {rejected:.2f} (rejected) "
+                f"nats per token (a geometric-mean token probability of {math.exp(chosen):.2f}), on answers "
+                "sampled from other models, not from this reference (report.json).")
     raise ValueError(f"unknown fact {key!r} (known: {', '.join(FACT_KEYS)})")
+
+
+def _excerpt(text: str, limit: int = 70) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def compare_rows(left: RunFacts | Missing, right: RunFacts | Missing) -> list[tuple[str, str, str]]:
+    """(what, left, right) rows for two runs side by side; a Missing side reads 'not shipped yet'."""
+
+    def cells(facts: RunFacts | Missing) -> dict[str, str]:
+        if isinstance(facts, Missing):
+            return {}
+        out: dict[str, str] = {"run": facts.name}
+        c = facts.config
+        data = str(c.get("data") or "")
+        out["data"] = data.replace("\\", "/").rsplit("/", 1)[-1] or "?"
+        recipe = []
+        if isinstance(c.get("learning_rate"), (int, float)):
+            recipe.append(f"lr {c['learning_rate']:g}")
+        if isinstance(c.get("epochs"), (int, float)) and not c.get("max_steps"):
+            recipe.append(f"{c['epochs']:g} epochs")
+        if isinstance(c.get("max_steps"), (int, float)) and c.get("max_steps"):
+            recipe.append(f"{c['max_steps']:g} steps")
+        if facts.beta:
+            recipe.append(f"beta {facts.beta:g}")
+        out["recipe"] = ", ".join(recipe)
+        if "loss" in facts.first and "loss" in facts.last:
+            out["loss"] = f"{facts.first['loss']:.2f} -> {facts.last['loss']:.2f}"
+        if facts.train_accuracy is not None:
+            out["train"] = f"{facts.train_accuracy:.2f}"
+        peak = facts.heldout_peak
+        if peak:
+            out["peak"] = f"{peak[1]:.2f} at step {peak[0]} of {facts.steps}"
+        held = facts.report_heldout
+        if held:
+            out["heldout"] = f"{held[0]:.2f} ({held[1]} pairs)"
+        chosen, rejected = facts.last.get("rewards/chosen"), facts.last.get("rewards/rejected")
+        if chosen is not None and rejected is not None:
+            out["rewards"] = f"{chosen:+.2f} / {rejected:+.2f}"
+        refusal = facts.refusal
+        if refusal:
+            out["refusal"] = f"{refusal[1]:.0%} (base {refusal[0]:.0%})"
+        checks = facts.report_value("checks")
+        if isinstance(checks, list) and checks:
+            warned = sum(1 for ch in checks if ch.get("status") == "warn")
+            out["checks"] = f"{warned} of {len(checks)} warn"
+        return out
+
+    labels = (("run", "run"), ("data", "data"), ("recipe", "recipe"), ("loss", "train loss"),
+              ("train", "train accuracy"), ("peak", "held-out peak"), ("heldout", "held-out, report"),
+              ("rewards", "chosen / rejected"), ("refusal", "refusals, harmless"), ("checks", "checks"))
+    a, b = cells(left), cells(right)
+    gone_a = "not shipped yet" if isinstance(left, Missing) else "-"
+    gone_b = "not shipped yet" if isinstance(right, Missing) else "-"
+    return [(label, a.get(key, gone_a), b.get(key, gone_b)) for key, label in labels]
 
 
 def fact_lines(facts: RunFacts | Missing, keys: list[str] | tuple[str, ...]) -> list[str]:

@@ -30,7 +30,8 @@ notes: Say hello.
 # the order the issue asks for
 EXPECTED_ORDER = [
     "why-preferences", "rlhf-vs-dpo", "preference-data", "dpo-loss", "beta", "margins-and-accuracy",
-    "training-in-practice", "evaluation-and-reward-hacking", "troubleshooting", "saving-and-deploying",
+    "training-in-practice", "evaluation-and-reward-hacking", "troubleshooting", "case-file-over-refusal",
+    "saving-and-deploying", "beyond-sigmoid", "reference-and-off-policy", "under-the-hood",
 ]
 
 
@@ -44,7 +45,7 @@ def test_every_lesson_in_the_repo_parses_in_order_with_an_interactive_part():
         assert lesson.notes and lesson.duration > 0
         assert lesson.markdown.lstrip().startswith("# "), f"{lesson.id} should open with a heading"
     kinds = {w.widget for lesson in lessons for w in lesson.widgets}
-    assert kinds == {"beta-explorer", "worked-example", "quiz"}
+    assert kinds == {"beta-explorer", "worked-example", "quiz", "run-facts", "run-compare", "loss-compare"}
 
 
 def test_installed_lessons_are_the_repo_lessons():
