@@ -1,9 +1,12 @@
-"""The 15-minute video walkthrough: segments, stops in recording order, and a segment clock.
+"""The 15-minute video walkthrough: segments, stops in recording order, and the clocks.
 
-The seed's plan: Introduction 2 min, Concepts 3, Dataset 3, Training 4, Results 3. Each stop is a
-lesson (its presenter notes come from the lesson's front matter) or an app area ("data", "train",
-"evaluate", "chat", with the notes below). Pure logic: the UI asks where it is, what comes next, and
-how long the current segment has run; time comes from an injectable clock so tests can freeze it.
+Introduction 2 min, Concepts 3, Dataset 3, Training 4, Results 3: 15:00. Every stop has its own
+share of its segment (seconds; a test checks that each segment's stops add up to its budget and the
+segments to 15:00). A stop is a lesson (its presenter notes come from the lesson's front matter) or an
+app area ("data", "train", "evaluate", "chat", with the notes below). Lessons whose segment is
+"Appendix" are for reading, not for the video. Pure logic: the UI asks where it is, what comes next,
+and how long the current segment and the whole walkthrough have run; time comes from an injectable
+clock so tests can freeze it.
 """
 
 from __future__ import annotations
@@ -21,51 +24,58 @@ SEGMENT_BUDGETS: dict[str, int] = {  # minutes, in recording order
     "Training": 4,
     "Results": 3,
 }
+TOTAL_MINUTES = 15
 AREAS = ("data", "train", "evaluate", "chat")
+# presenter notes are read at 80x24 in a bar at most NOTE_LINES high (longer ones scroll)
+NOTE_WIDTH, NOTE_LINES = 76, 5
 
-# (segment, kind, target, note for areas; lesson stops take the lesson's own notes)
-PLAN: tuple[tuple[str, str, str, str], ...] = (
-    ("Introduction", "lesson", "why-preferences", ""),
-    ("Introduction", "lesson", "rlhf-vs-dpo", ""),
-    ("Concepts", "lesson", "dpo-loss", ""),
-    ("Concepts", "lesson", "beta", ""),
-    ("Dataset", "lesson", "preference-data", ""),
+# (segment, kind, target, seconds, note for areas; lesson stops take the lesson's own notes)
+PLAN: tuple[tuple[str, str, str, int, str], ...] = (
+    ("Introduction", "lesson", "why-preferences", 60, ""),
+    ("Introduction", "lesson", "rlhf-vs-dpo", 60, ""),
+    ("Concepts", "lesson", "dpo-loss", 90, ""),
+    ("Concepts", "lesson", "beta", 90, ""),
+    ("Dataset", "lesson", "preference-data", 75, ""),
     (
         "Dataset",
         "area",
         "data",
+        105,
         ("Open the HH-RLHF harmless-base test file. Scroll a few triplets: same prompt, two answers. "
-        "Point out one clear pair and one ambiguous pair, then the statistics: rows, answer lengths, "
-        "how often chosen is the longer answer, and the empty or broken rows the loader drops."),
+         "Point at one clear pair and one ambiguous pair, then the statistics: answer lengths, how "
+         "often chosen is the longer answer, and the broken rows the loader drops."),
     ),
-    ("Training", "lesson", "training-in-practice", ""),
+    ("Training", "lesson", "training-in-practice", 45, ""),
     (
         "Training",
         "area",
         "train",
-        ("Show the configuration (beta 0.1, learning rate, batch and accumulation, LoRA rank) and start a "
-        "run, or replay a recorded one. Read the charts from left to right: loss from 0.693 down, the "
-        "margin opening up, accuracy leaving 0 after the first step."),
+        90,
+        ("Replay the shipped default recording (ctrl+o) or start a run. Read the charts left to right: "
+         "loss from 0.693 down, the margin opening, both rewards, and held-out accuracy on the eval "
+         "markers: that, not the training loss, is what picks a recipe."),
     ),
-    ("Training", "lesson", "margins-and-accuracy", ""),
-    ("Training", "lesson", "troubleshooting", ""),
+    ("Training", "lesson", "margins-and-accuracy", 60, ""),
+    ("Training", "lesson", "troubleshooting", 45, ""),
     (
         "Results",
         "area",
         "evaluate",
-        ("Held-out pairs before and after: preference accuracy and margin on pairs the model never "
-        "trained on, next to the training numbers. Say what the gap between them means."),
+        40,
+        ("Held-out pairs before and after: accuracy and margin on pairs the model never trained on, "
+         "beside the training numbers. Then the checks: refusals, length, displacement, overfitting."),
     ),
     (
         "Results",
         "area",
         "chat",
-        ("Ask the same prompts of the base and the aligned model side by side: a harmful request, a "
-        "cake recipe, a factual question. Look for better answers and for the exploits: longer, "
-        "vaguer, or refusing things it should answer."),
+        40,
+        ("The same prompts to base and aligned side by side: a harmful request, a cake recipe, a "
+         "factual question. Look for better answers and for exploits: longer, vaguer, refusing."),
     ),
-    ("Results", "lesson", "evaluation-and-reward-hacking", ""),
-    ("Results", "lesson", "saving-and-deploying", ""),
+    ("Results", "lesson", "evaluation-and-reward-hacking", 40, ""),
+    ("Results", "lesson", "case-file-over-refusal", 40, ""),
+    ("Results", "lesson", "saving-and-deploying", 20, ""),
 )
 
 
@@ -80,24 +90,25 @@ class Stop:
     target: str  # lesson id or area (mode) name
     title: str
     note: str
+    seconds: int = 0  # this stop's share of its segment in the video
 
 
-def build_stops(lessons: Sequence, plan: Sequence[tuple[str, str, str, str]] = PLAN) -> list[Stop]:
+def build_stops(lessons: Sequence, plan: Sequence[tuple[str, str, str, int, str]] = PLAN) -> list[Stop]:
     """Resolve the plan against the loaded lessons (objects with id, title, notes)."""
     by_id = {lesson.id: lesson for lesson in lessons}
     stops = []
-    for segment, kind, target, note in plan:
+    for segment, kind, target, seconds, note in plan:
         if segment not in SEGMENT_BUDGETS:
             raise WalkthroughError(f"unknown segment {segment!r}")
         if kind == "lesson":
             if target not in by_id:
                 raise WalkthroughError(f"the walkthrough names lesson {target!r}, which does not exist")
             lesson = by_id[target]
-            stops.append(Stop(segment, kind, target, lesson.title, note or lesson.notes))
+            stops.append(Stop(segment, kind, target, lesson.title, note or lesson.notes, seconds))
         elif kind == "area":
             if target not in AREAS:
                 raise WalkthroughError(f"unknown app area {target!r}")
-            stops.append(Stop(segment, kind, target, f"{target.capitalize()} area", note))
+            stops.append(Stop(segment, kind, target, f"{target.capitalize()} area", note, seconds))
         else:
             raise WalkthroughError(f"unknown stop kind {kind!r}")
     return stops
@@ -195,8 +206,30 @@ class Walkthrough:
         """'1:05 / 2:00' for the current segment."""
         return f"{format_clock(self.clock.elapsed())} / {format_clock(self.budget_seconds())}"
 
+    def total_text(self) -> str:
+        """'3:12 / 15:00' for the whole walkthrough."""
+        return f"{format_clock(self.clock.total())} / {format_clock(TOTAL_MINUTES * 60)}"
+
+    def over_total(self) -> bool:
+        return self.clock.total() > TOTAL_MINUTES * 60
+
     def position_text(self) -> str:
         segment_stops = [s for s in self.stops if s.segment == self.current.segment]
         k = segment_stops.index(self.current) + 1
         number = list(SEGMENT_BUDGETS).index(self.current.segment) + 1
         return f"{number}/{len(SEGMENT_BUDGETS)} {self.current.segment} · stop {k}/{len(segment_stops)}"
+
+
+def segment_seconds(stops: Sequence[Stop]) -> dict[str, int]:
+    """The stops' seconds added up per segment (a plan is right when this equals the budgets)."""
+    out = {segment: 0 for segment in SEGMENT_BUDGETS}
+    for stop in stops:
+        out[stop.segment] += stop.seconds
+    return out
+
+
+def note_lines(note: str, width: int = NOTE_WIDTH) -> int:
+    """How many lines a presenter note takes when wrapped at `width` columns."""
+    import textwrap
+
+    return len(textwrap.wrap(note, width)) or 1

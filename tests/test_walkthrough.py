@@ -5,13 +5,17 @@ from __future__ import annotations
 import pytest
 from dpo_tutor.engine.lessons import load_lessons
 from dpo_tutor.engine.walkthrough import (
+    NOTE_LINES,
     PLAN,
     SEGMENT_BUDGETS,
+    TOTAL_MINUTES,
     SegmentClock,
     Walkthrough,
     WalkthroughError,
     build_stops,
     format_clock,
+    note_lines,
+    segment_seconds,
 )
 
 
@@ -33,10 +37,34 @@ def test_the_seed_plan_is_15_minutes_in_five_segments():
     assert sum(SEGMENT_BUDGETS.values()) == 15
 
 
-def test_stops_cover_every_lesson_once_and_every_area_in_segment_order(lessons):
+def test_the_stops_minutes_add_up_to_each_segment_and_to_15_00(lessons):
+    stops = build_stops(lessons)
+    assert all(stop.seconds > 0 for stop in stops)
+    assert segment_seconds(stops) == {segment: minutes * 60 for segment, minutes in SEGMENT_BUDGETS.items()}
+    assert sum(stop.seconds for stop in stops) == TOTAL_MINUTES * 60 == 900
+
+
+def test_every_stops_notes_fit_the_bar_at_80x24(lessons):
+    for stop in build_stops(lessons):
+        assert note_lines(stop.note) <= NOTE_LINES, (stop.target, note_lines(stop.note))
+
+
+def test_the_total_clock_runs_across_segments(lessons):
+    t = FakeTime()
+    wt = Walkthrough(build_stops(lessons), clock=SegmentClock(now=t))
+    assert wt.total_text() == "0:00 / 15:00"
+    t.t += 100
+    wt.go(3)  # Concepts
+    t.t += 50
+    assert wt.total_text() == "2:30 / 15:00" and not wt.over_total()
+    t.t += 800
+    assert wt.over_total()
+
+
+def test_stops_cover_every_video_lesson_once_and_every_area_in_segment_order(lessons):
     stops = build_stops(lessons)
     lesson_stops = [s.target for s in stops if s.kind == "lesson"]
-    assert sorted(lesson_stops) == sorted(lesson.id for lesson in lessons)
+    assert sorted(lesson_stops) == sorted(lesson.id for lesson in lessons if lesson.segment != "Appendix")
     assert [s.target for s in stops if s.kind == "area"] == ["data", "train", "evaluate", "chat"]
     # segments appear in the plan's order, never going back
     order = list(SEGMENT_BUDGETS)
@@ -53,7 +81,7 @@ def test_stops_cover_every_lesson_once_and_every_area_in_segment_order(lessons):
 
 def test_a_plan_naming_a_missing_lesson_is_an_error(lessons):
     with pytest.raises(WalkthroughError, match="no-such-lesson"):
-        build_stops(lessons, plan=PLAN + (("Results", "lesson", "no-such-lesson", ""),))
+        build_stops(lessons, plan=PLAN + (("Results", "lesson", "no-such-lesson", 10, ""),))
 
 
 def test_next_and_previous_clamp_at_the_ends(lessons):
