@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from dpo_tutor.engine.dpo_math import dpo_loss_from_delta, dpo_pair
 from dpo_tutor.engine.lessons import load_lessons
 from dpo_tutor.tui.app import DpoTutorApp
@@ -13,6 +14,12 @@ from dpo_tutor.tui.screens.learn import LearnScreen
 from dpo_tutor.tui.widgets.walkthrough_bar import WalkthroughBar, WalkthroughController
 
 WIDGET_CLASSES = {"beta-explorer": "BetaExplorer", "worked-example": "WorkedExample", "quiz": "Quiz"}
+
+
+@pytest.fixture(autouse=True)
+def own_learner_state(tmp_path, monkeypatch):
+    """Quiz scores go to a test folder, never to the user's state folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
 def _app(tmp_path, **kw) -> DpoTutorApp:
@@ -88,18 +95,20 @@ async def test_quiz_gives_feedback_for_wrong_and_right_answers(tmp_path):
         await pilot.pause()
         feedback = quiz.query_one(".quiz-feedback")
         assert not feedback.display or not quiz.has_class("-answered")
-        await pilot.press("b")
+        right = quiz.answer_index  # where this learner sees the right answer
+        random_text = quiz.options.index(next(o for o in quiz.options if o.startswith("DPO with")))
+        await pilot.press("abc"[random_text])
         await pilot.pause()
-        assert quiz.choice == 1 and quiz.has_class("-answered")
+        assert quiz.choice == random_text and quiz.has_class("-answered")
         text = _text(feedback)
-        assert text.startswith("Not quite: the answer is a).") and "Random text" in text
+        assert text.startswith(f"Not quite: the answer is {'abc'[right]}).") and "Random text" in text
         assert feedback.region.height > 0  # shown on screen
-        await pilot.press("up", "enter")
+        await pilot.press(*(["up"] * 3), *(["down"] * right), "enter")
         await pilot.pause()
-        assert quiz.choice == 0
+        assert quiz.choice == right
         assert _text(feedback).startswith("Correct.")
-        answered.append(quiz.choice)
-    assert answered == [0]
+        answered.append(quiz.options[quiz.choice])
+    assert answered == ["SFT on the examples"]
 
 
 async def test_worked_example_numbers_come_from_dpo_math(tmp_path):
@@ -149,13 +158,14 @@ async def test_walkthrough_moves_through_lessons_and_areas_with_a_segment_clock(
         assert controller.visible
         bar = app.screen.query_one(WalkthroughBar)
         head = _text(bar.query_one("#wt-head"))
-        assert "1/5 Introduction" in head and "0:00 / 2:00" in head
+        assert "1/5 Introduction" in head and "0:00 / 2:00" in head and "total 0:00 / 15:00" in head
         assert "SFT" in _text(bar.query_one("#wt-note"))  # the first lesson's presenter notes
         now[0] += 75
         await pilot.press("right_square_bracket")
         await pilot.pause()
         assert app.screen.lesson.id == "rlhf-vs-dpo"
-        assert "1:15 / 2:00" in _text(app.screen.query_one(WalkthroughBar).query_one("#wt-head"))
+        head = _text(app.screen.query_one(WalkthroughBar).query_one("#wt-head"))
+        assert "1:15 / 2:00" in head and "total 1:15 / 15:00" in head
         for _ in range(4):  # Concepts x2, Dataset lesson, then the Data area
             await pilot.press("right_square_bracket")
             await pilot.pause()
@@ -175,7 +185,15 @@ async def test_walkthrough_moves_through_lessons_and_areas_with_a_segment_clock(
         await pilot.pause()
         assert controller.state.current.target == "train"
         assert app.screen.query(WalkthroughBar)
-        await pilot.press("w")  # hide
+        await pilot.press("w")  # hide the notes: the clocks and [ / ] stay
+        await pilot.pause()
+        bar = app.screen.query_one(WalkthroughBar)
+        assert controller.visible and not bar.query_one("#wt-note-box").display
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        await pilot.pause()
+        assert controller.state.current.target == "margins-and-accuracy" and app.current_mode == "learn"
+        await pilot.press("w")  # hide the bar
         await pilot.pause()
         assert not controller.visible and not app.screen.query(WalkthroughBar)
 
@@ -184,7 +202,14 @@ async def test_learn_screen_survives_small_terminals_and_resizes(tmp_path):
     app = _app(tmp_path, lesson="beta")
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert app.screen.query_one("#lesson-list").display
+        # at 80 columns the list folds away so the lesson gets the width; l shows it
+        assert not app.screen.query_one("#lesson-list").display
+        await pilot.press("l")
+        await pilot.pause()
+        assert app.screen.query_one("#lesson-list").display and app.screen.query_one("#lesson-list").has_focus
+        await pilot.press("l")
+        await pilot.pause()
+        assert not app.screen.query_one("#lesson-list").display
         await pilot.resize_terminal(60, 20)
         await pilot.pause()
         assert not app.screen.query_one("#lesson-list").display  # the sidebar folds away when narrow

@@ -1,4 +1,9 @@
-"""The beta explorer: DPO loss and gradient weight against delta, for a beta changed with keys."""
+"""The beta explorer: DPO loss and gradient weight against delta, for a beta changed with keys.
+
+With `run:` it also marks a real run's deltas on the loss curve. A run logs no per-pair deltas, so the
+marks are what its log holds: each logged step's rewards/margins divided by the run's beta, a batch
+mean of delta (and the readout says so).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,14 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from .lesson_context import LessonContext
+
 DELTA_RANGE = (-20.0, 20.0)
 POINTS = 161
 LOSS_YMAX = 3.0
 TARGET_LOSS = 0.3
 # plotext takes colour names; the legend line under the chart uses the same two
-LOSS_COLOR, WEIGHT_COLOR = "orange", "cyan"
+LOSS_COLOR, WEIGHT_COLOR, RUN_COLOR = "orange", "cyan", "green"
 
 
 class BetaExplorer(Vertical, can_focus=True):
@@ -37,9 +44,18 @@ class BetaExplorer(Vertical, can_focus=True):
 
     index: reactive[int] = reactive(0)
 
-    def __init__(self, params: dict, *, id: str | None = None) -> None:
+    def __init__(self, params: dict, context: LessonContext | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.params = params
+        self.run_facts = None
+        self.run_deltas: list[float] = []
+        if params.get("run"):
+            from dpo_tutor.engine.run_facts import RunFacts
+
+            facts = (context or LessonContext()).facts(params["run"])
+            if isinstance(facts, RunFacts) and facts.step_deltas:
+                self.run_facts = facts
+                self.run_deltas = [d for _, d in facts.step_deltas]
         self.betas: list[float] = list(params["betas"])
         self.deltas = linspace(*DELTA_RANGE, POINTS)
         start = self.betas.index(0.1) if 0.1 in self.betas else 0
@@ -61,6 +77,8 @@ class BetaExplorer(Vertical, can_focus=True):
             classes="beta-legend",
         )
         yield Static("", id="beta-readout")
+        if self.run_facts is not None:
+            yield Static(self.run_text(), id="beta-run", markup=False)
         yield Static("up/+ and down/- change beta: " + ", ".join(f"{b:g}" for b in self.betas),
                      classes="beta-keys")
 
@@ -86,6 +104,14 @@ class BetaExplorer(Vertical, can_focus=True):
             f"where the gradient weight is {gradient_weight(beta, d):.2f}"
         )
 
+    def run_text(self) -> str:
+        facts, deltas = self.run_facts, self.run_deltas
+        return (
+            f"● {facts.label} (beta {facts.beta:g}): {len(deltas)} logged steps, delta from {min(deltas):.1f} "
+            f"to {max(deltas):.1f}, last {deltas[-1]:.1f}. Each mark is a step's rewards/margins / beta, a "
+            "batch mean: the log holds no per-pair deltas."
+        )
+
     def redraw(self) -> None:
         beta = self.beta
         self.loss = loss_curve(beta, self.deltas)
@@ -98,6 +124,11 @@ class BetaExplorer(Vertical, can_focus=True):
         shown = [min(v, LOSS_YMAX) for v in self.loss]
         plt.plot(self.deltas, shown, label="loss", marker="braille", color=LOSS_COLOR)
         plt.plot(self.deltas, self.weight, label="gradient weight", marker="braille", color=WEIGHT_COLOR)
+        if self.run_deltas:
+            lo, hi = DELTA_RANGE
+            xs = [min(max(d, lo), hi) for d in self.run_deltas]
+            ys = [min(y, LOSS_YMAX) for y in loss_curve(beta, xs)]
+            plt.scatter(xs, ys, label="run", marker="dot", color=RUN_COLOR)
         plt.ylim(0, LOSS_YMAX)
         plt.xlim(*DELTA_RANGE)
         plot.refresh()

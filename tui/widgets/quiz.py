@@ -1,10 +1,17 @@
-"""A check question: options picked with letter keys (or arrows and enter, or a click), feedback shown."""
+"""A check question: options picked with letter keys (or arrows and enter, or a click), feedback shown.
+
+The options appear in an order fixed per learner (the learner's seed and the quiz's id), so the right
+answer is not always (b). A quiz with `run:` fills `{margin}`, `{delta}`, ... from that run's numbers.
+A quiz with `reveal: yes` asks for a prediction; the Learn screen shows the part after it once answered.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
+from dpo_tutor.engine.lessons import option_order
+from dpo_tutor.engine.run_facts import Missing, fill
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -12,11 +19,13 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from .lesson_context import LessonContext
+
 LETTERS = "abcdefgh"
 
 
 class QuizOption(Static):
-    """One answer; a click picks it."""
+    """One answer, at display position `index`; a click picks it."""
 
     def __init__(self, index: int, text: str) -> None:
         super().__init__(f"{LETTERS[index]}) {text}", classes="quiz-option", markup=False)
@@ -44,6 +53,8 @@ class Quiz(Vertical, can_focus=True):
     Quiz .quiz-feedback { margin-top: 1; display: none; }
     Quiz.-answered .quiz-feedback { display: block; }
     Quiz .quiz-hint { color: $text-muted; }
+    Quiz .quiz-predict { color: $accent; text-style: bold; }
+    Quiz .quiz-missing { color: $warning; }
     Quiz.-answered .quiz-hint { display: none; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -66,16 +77,38 @@ class Quiz(Vertical, can_focus=True):
     cursor: reactive[int] = reactive(0)
     choice: reactive[int | None] = reactive(None)
 
-    def __init__(self, params: dict, *, id: str | None = None) -> None:
+    def __init__(self, params: dict, context: LessonContext | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.params = params
-        self.options: list[str] = params["options"]
-        self.answer_index: int = params["answer_index"]
+        self.context = context or LessonContext()
+        self.quiz_id: str = params.get("quiz_id", params["question"])
+        self.missing: str | None = None
+        self._text = self._filler()
+        authored = [self._text(o) for o in params["options"]]
+        # order[k] is the authored index of the option shown at position k
+        self.order = option_order(self.context.learner.seed, self.quiz_id, len(authored))
+        self.options: list[str] = [authored[i] for i in self.order]
+        self.answer_index: int = self.order.index(params["answer_index"])
+        self.predict: bool = bool(params.get("reveal"))
+        self.reveals: list = []  # what the Learn screen shows once this quiz is answered
+
+    def _filler(self):
+        which = self.params.get("run")
+        if not which:
+            return lambda text: text
+        facts = self.context.facts(which)
+        if isinstance(facts, Missing):
+            self.missing = facts.why
+        return lambda text: fill(text, facts)
 
     def compose(self) -> ComposeResult:
-        yield Static(self.params["question"], classes="quiz-question", markup=False)
+        if self.predict:
+            yield Static("Predict first: the part below appears once you answer.", classes="quiz-predict")
+        yield Static(self._text(self.params["question"]), classes="quiz-question", markup=False)
         for i, text in enumerate(self.options):
             yield QuizOption(i, text)
+        if self.missing:
+            yield Static(f"(numbers unavailable: {self.missing})", classes="quiz-missing", markup=False)
         letters = "/".join(LETTERS[: len(self.options)])
         yield Static(f"press {letters}, or up/down and enter", classes="quiz-hint")
         yield Static("", classes="quiz-feedback", markup=False)
@@ -125,9 +158,9 @@ class Quiz(Vertical, can_focus=True):
         correct = choice == self.answer_index
         verdict = "Correct." if correct else f"Not quite: the answer is {LETTERS[self.answer_index]})."
         parts = [verdict]
-        specific = self.params["feedback"][choice]
+        specific = self.params["feedback"][self.order[choice]]
         if specific:
-            parts.append(specific)
+            parts.append(self._text(specific))
         if self.params.get("explanation"):
-            parts.append(self.params["explanation"])
+            parts.append(self._text(self.params["explanation"]))
         return " ".join(parts)

@@ -35,7 +35,7 @@ class WorkedExample(Vertical, can_focus=True):
 
     beta: reactive[float] = reactive(0.1)
 
-    def __init__(self, params: dict, *, id: str | None = None) -> None:
+    def __init__(self, params: dict, context=None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.params = params
         betas = list(params.get("betas") or [])
