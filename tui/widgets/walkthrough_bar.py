@@ -1,8 +1,9 @@
-"""Walkthrough mode: a bar with the segment, its clock and the presenter note, and the controller
-that moves through lessons and app areas in the video's recording order.
+"""Walkthrough mode: a bar with the segment, its clock, the 15:00 total and the presenter note, and the
+controller that moves through lessons and app areas in the video's recording order.
 
 The controller belongs to the App (it outlives screens); the bar is mounted into whichever area's
-screen is showing, split off at the top the way Textual mounts its own help panel.
+screen is showing, split off at the top the way Textual mounts its own help panel. `w` cycles the
+bar: with notes, without notes (the clocks and `[` / `]` stay, for recording), hidden.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from dpo_tutor.engine.lessons import load_lessons
-from dpo_tutor.engine.walkthrough import SegmentClock, Walkthrough, build_stops
+from dpo_tutor.engine.walkthrough import SegmentClock, Walkthrough, build_stops, format_clock
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 
@@ -27,7 +28,10 @@ class WalkthroughBar(Vertical):
     }
     WalkthroughBar #wt-head { text-style: bold; text-wrap: nowrap; text-overflow: ellipsis; }
     WalkthroughBar #wt-head.-over { color: $error; }
-    WalkthroughBar #wt-note { color: $text; max-height: 4; }
+    WalkthroughBar #wt-title { text-wrap: nowrap; text-overflow: ellipsis; }
+    WalkthroughBar #wt-note-box { height: auto; max-height: 5; scrollbar-size-vertical: 1; }
+    WalkthroughBar #wt-note { color: $text; }
+    WalkthroughBar.-no-notes #wt-note-box { display: none; }
     """
 
     def __init__(self, controller: WalkthroughController) -> None:
@@ -36,10 +40,11 @@ class WalkthroughBar(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="wt-head", markup=False)
-        yield Static("", id="wt-note", markup=False)
+        yield Static("", id="wt-title", markup=False)
+        with VerticalScroll(id="wt-note-box", can_focus=False):
+            yield Static("", id="wt-note", markup=False)
 
     def on_mount(self) -> None:
-        self.border_subtitle = "[ previous stop · ] next stop · w hide"
         self.update_view()
         if self.controller.tick:
             self.set_interval(1.0, self.update_view)
@@ -50,9 +55,13 @@ class WalkthroughBar(Vertical):
         wt = self.controller.state
         stop = wt.current
         head = self.query_one("#wt-head", Static)
-        head.update(f"● {wt.position_text()}  {wt.clock_text()}  ·  {stop.title}")
-        head.set_class(wt.over_budget(), "-over")
+        head.update(f"● {wt.position_text()} · {wt.clock_text()} · total {wt.total_text()}")
+        head.set_class(wt.over_budget() or wt.over_total(), "-over")
+        self.query_one("#wt-title", Static).update(f"{stop.title} ({format_clock(stop.seconds)})")
         self.query_one("#wt-note", Static).update(stop.note)
+        notes = self.controller.notes
+        self.set_class(not notes, "-no-notes")
+        self.border_subtitle = "[ prev · ] next · w " + ("hide notes" if notes else "hide bar")
 
 
 class WalkthroughController:
@@ -63,16 +72,23 @@ class WalkthroughController:
         self.state = Walkthrough(build_stops(load_lessons()), clock=SegmentClock(now=now))
         self.tick = tick
         self.visible = False
+        self.notes = True  # the presenter notes under the clocks; off while recording
         self._subscribed = False
         self._bars: list[WalkthroughBar] = []  # one per area screen it was shown on
 
     # -- showing -------------------------------------------------------------------------------------
 
     def toggle(self) -> None:
+        """Cycle: hidden -> bar with notes -> bar without notes -> hidden."""
+        if self.visible and self.notes:
+            self.notes = False
+            self.refresh()
+            return
         if not self._subscribed:  # signals need a running app, so subscribe on first use
             self.app.mode_change_signal.subscribe(self.app, self._on_mode_change)
             self._subscribed = True
         self.visible = not self.visible
+        self.notes = True
         if self.visible:
             self._sync_from_app()
             self._mount_bar()
@@ -119,9 +135,11 @@ class WalkthroughController:
         if stop.kind == "area":
             self.app.switch_mode(stop.target)
         else:
-            from ..screens.learn import open_lesson
-
-            open_lesson(self.app, stop.target)
+            # the Learn screen offers select_lesson; asked by name, so this widget never imports a screen
+            self.app.switch_mode("learn")
+            select = getattr(self.app.screen, "select_lesson", None)
+            if select is not None:
+                select(stop.target)
         self.app.call_after_refresh(self._mount_bar)
         self.refresh()
 
