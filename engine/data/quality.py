@@ -101,34 +101,66 @@ class QualityReport:
         )
 
     def summary_lines(self) -> list[str]:
-        """The report as a few lines of plain text (the CLI prints these)."""
+        """The report as aligned lines of plain text (the CLI prints these, the Stats tab shows them).
+
+        Numbers are right-aligned in columns; format-specific counts (SHP labels, oasst ranks) are listed
+        one per line, never printed as a Python dict.
+        """
+        key_w = 12
         lines = [
-            f"source     {self.source}",
-            f"format     {self.format}",
-            f"rows read  {self.rows_read:,}",
-            f"usable     {self.usable:,}",
+            f"{'source':<{key_w}}{self.source}",
+            f"{'format':<{key_w}}{self.format}",
+            f"{'rows read':<{key_w}}{self.rows_read:>9,}",
+            f"{'usable':<{key_w}}{self.usable:>9,}",
+            f"{'dropped':<{key_w}}{self.dropped_total:>9,}",
         ]
-        if self.dropped:
-            lines.append("dropped")
-            for reason, count in self.dropped.items():
-                where = ", ".join(self.examples.get(reason, [])[:3])
-                lines.append(f"  {reason:<24} {count:>7,}" + (f"   e.g. {where}" if where else ""))
-        for side in ("prompt", "chosen", "rejected"):
-            s = self.lengths.get(side)
-            if s:
-                lines.append(
-                    f"{side:<9}  chars: min {s['min']:,}  median {s['median']:,}  mean {s['mean']:,}"
-                    f"  p95 {s['p95']:,}  max {s['max']:,}"
-                )
-        lines.append(
-            f"length bias  chosen longer in {self.chosen_longer_share:.1%} of usable triplets"
-            f" ({self.chosen_longer:,} longer, {self.rejected_longer:,} shorter, {self.same_length:,} equal)"
-        )
-        if self.turns:
-            lines.append("turns      " + "  ".join(f"{k}: {v:,}" for k, v in sorted(self.turns.items())))
+        prefix = self.source.replace("\\", "/").rsplit("/", 1)[-1] + ":" if self.source else ""
+        reason_w = max((len(r) for r in self.dropped), default=0) + 1
+        for reason, count in self.dropped.items():
+            where = [w[len(prefix):] if prefix and w.startswith(prefix) else w for w in self.examples.get(reason, [])]
+            shown = ", ".join(where[:3])
+            label = "row" if prefix and len(where) == 1 else "rows" if prefix else "e.g."
+            lines.append(f"  {reason:<{reason_w}}{count:>6,}" + (f"   {label} {shown}" if shown else ""))
+        sides = [side for side in ("prompt", "chosen", "rejected") if self.lengths.get(side)]
+        if sides:
+            cols = ("min", "median", "mean", "p95", "max")
+            lines.append(f"{'characters':<{key_w}}" + "".join(f"{c:>9}" for c in cols))
+            for side in sides:
+                stats = self.lengths[side]
+                lines.append(f"  {side:<{key_w - 2}}" + "".join(f"{_number(stats.get(c, 0)):>9}" for c in cols))
+        lines.append(f"{'length bias':<{key_w}}chosen longer in {self.chosen_longer_share:.1%} of usable triplets")
+        lines.append(f"{'':<{key_w}}({self.chosen_longer:,} longer, {self.rejected_longer:,} shorter, "
+                     f"{self.same_length:,} equal)")
+        turns = [f"{k}: {v:,}" for k, v in sorted(self.turns.items())]
+        for i in range(0, len(turns), 8):  # eight to a line, so the line fits 80 columns
+            lines.append(f"{'turns' if i == 0 else '':<{key_w}}" + "  ".join(turns[i:i + 8]))
         for key, value in self.labels.items():
-            lines.append(f"{key:<10} {value}")
+            if isinstance(value, dict):
+                lines.append(str(key))
+                width = max((len(str(k)) for k in value), default=0) + 1
+                shown = [_number(v) for v in value.values()]
+                num_w = max((len(v) for v, raw in zip(shown, value.values()) if isinstance(raw, (int, float))),
+                            default=0)
+                lines += [f"  {str(k):<{width}}" + (v.rjust(num_w) if isinstance(raw, (int, float)) else v)
+                          for (k, raw), v in zip(value.items(), shown)]
+            else:
+                lines.append(f"{str(key):<{key_w}}{_number(value)}")
         return lines
+
+
+def _number(value: Any) -> str:
+    """A count with thousands separators, a mean with one decimal, a mapping as `k: v · k: v`."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if not value.is_integer() else f"{int(value):,}"
+    if isinstance(value, dict):
+        return " · ".join(f"{k}: {_number(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_number(v) for v in value)
+    return str(value)
 
 
 def too_long_check(tokenizer: Any, max_length: int):
