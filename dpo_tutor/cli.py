@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import traceback
 
 from dpo_tutor import __version__
 
@@ -55,19 +58,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """No progress bars from the hub and transformers ("Loading weights", "Writing model shards") and no
+    load reports in our output: each command prints its own progress. Set before they are imported; a
+    person's own setting of these variables wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def what_was_read(args: argparse.Namespace) -> str:
+    for name in ("source", "run", "config", "data"):
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return "the input"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_libraries()
     if args.command is None:
         from dpo_tutor.commands import tui
 
         return tui.run(args)
+    name = f"dpo-tutor {args.command}"
     module = importlib.import_module(f"dpo_tutor.commands.{args.command}")
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop writing, and keep the interpreter's final flush from
+        # raising the same error again on the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        print(f"{name}: the output was closed before it ended (broken pipe)", file=sys.stderr)
+        return 141
+    except RecursionError:
+        print(f"{name}: {what_was_read(args)} is nested too deeply to read (more levels than Python's "
+              f"limit of {sys.getrecursionlimit():,}); is it really preference data?", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{name}: ran out of memory reading {what_was_read(args)}; try --max-rows", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line for the person, the traceback kept in a file
+        with tempfile.NamedTemporaryFile("w", prefix="dpo-tutor-error-", suffix=".log", delete=False) as f:
+            traceback.print_exc(file=f)
+        print(f"{name}: unexpected {type(exc).__name__}: {exc} (the traceback is in {f.name})".splitlines()[0],
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

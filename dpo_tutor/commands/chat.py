@@ -26,11 +26,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the user's message; repeat for a multi-turn conversation (each side keeps its own answers)")
     p.add_argument("--json", action="store_true",
                    help="print {base, aligned, base_tokens_per_s, aligned_tokens_per_s, ...}")
-    p.add_argument("--strategy", choices=STRATEGIES, default="auto")
-    p.add_argument("--max-new-tokens", type=int, default=256, metavar="N")
+    p.add_argument("--strategy", choices=STRATEGIES, default="auto",
+                   help="how the two answers are generated (see above; default: auto)")
+    p.add_argument("--max-new-tokens", type=int, default=256, metavar="N",
+                   help="stop each answer after N new tokens (default: 256)")
     p.add_argument("--temperature", type=float, default=0.0, metavar="T", help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0, metavar="P")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0, metavar="P",
+                   help="sampling only: keep the smallest set of tokens whose probabilities add up to P "
+                   "(default: 1.0, all)")
+    p.add_argument("--seed", type=int, default=0, help="sampling only: the random seed, so a run repeats (default: 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--runs-dir", metavar="DIR", default=argparse.SUPPRESS,
                    help="where runs live (default: $DPO_TUTOR_RUNS_DIR or ./runs)")
