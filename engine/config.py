@@ -35,9 +35,8 @@ CUDA_GRAPH_MODES = ("auto", "off")
 # One line for each field, shown by --help and by the Train screen's form.
 HELP: dict[str, str] = {
     "model": "hub id, local model folder, .gguf file, or 'tiny' (a random model for tests)",
-    "data": "preference data: a local file or hub id (hf:owner/name/data_dir for a hub folder), or several "
-    "to mix them; when empty, HH-RLHF harmless-base + helpful-base 1:1 (hub, else local copies, else the "
-    "bundled sample)",
+    "data": "preference data: a file or hub id (hf:owner/name/data_dir), or several to mix; empty: HH-RLHF "
+    "harmless + helpful halves 1:1 (hub, local copies or the sample)",
     "data_weights": "one weight per data source, e.g. 1,1: each source's share of the pairs (equal when empty)",
     "data_format": "force a format (hh, shp, oasst, trl, mapping); detected when empty",
     "columns": "column mapping for other data, e.g. prompt=question,chosen=good,rejected=bad",
@@ -189,15 +188,18 @@ class TrainConfig:
         return [self.data] if self.data.strip() else []
 
     def describe_data(self) -> str:
-        """The data in a few words, before it is read: 'a.jsonl.gz', 'a.jsonl x1 + b x3', or the default."""
+        """The data in a few words, before it is read: 'a.jsonl.gz', 'a x1 + b x3', or the default."""
         sources = self.data_sources
         if not sources:
             weights = self.data_weights or [1.0, 1.0]
             return "the default data (HH-RLHF harmless-base + helpful-base " + ":".join(f"{w:g}" for w in weights) + ")"
         if len(sources) == 1:
             return sources[0]
+        from .data.mix import Source, unique_names
+
         weights = self.data_weights or [1.0] * len(sources)
-        return " + ".join(f"{s} x{w:g}" for s, w in zip(sources, weights, strict=False))
+        names = unique_names([Source(s) for s in sources])  # short names, as the mixed pairs carry them
+        return " + ".join(f"{n} x{w:g}" for n, w in zip(names, weights, strict=False))
 
     @property
     def effective_batch(self) -> int:

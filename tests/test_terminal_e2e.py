@@ -88,8 +88,8 @@ def fill_train_form(tty: Tmux, **values: str) -> None:
     The form's Tab is a priority binding (keys after it reach the next field); still, as a person
     does, each typed value is seen on the screen before the next Tab (typed again if it is not).
     """
-    order = ["model", "pick-data", "data", "beta", "learning_rate", "batch_size", "grad_accum", "max_steps",
-             "epochs", "max_length"]
+    order = ["model", "pick-data", "data", "data_weights", "beta", "learning_rate", "batch_size", "grad_accum",
+             "max_steps", "epochs", "max_pairs", "max_length"]
     tty.send("Tab", "Tab", "Tab", "Tab", "Tab")  # form, preset, run name, model picker, model
     for i, name in enumerate(order):
         if i:

@@ -78,6 +78,8 @@ class BrowseIndex:
         finally:
             if gc_was_on:
                 gc.enable()
+        if len({t.source for t in triplets}) > 1:  # a mix (engine/data/mix.py): a group is a source
+            self.groups = [t.source for t in triplets]
         self.group_names = sorted(set(self.groups) - {""})
 
     def __len__(self) -> int:

@@ -4,6 +4,9 @@ The screen composes a virtualised table (tui/widgets/data_table.py), a detail pa
 side by side (data_detail.py) and the report with its charts (data_stats.py). Loading and filtering
 run in thread workers; a worker only returns values or posts messages, never touches a widget.
 It opens the bundled sample when first shown; `open_dataset(app, source)` opens another from anywhere.
+`m` opens the training mix (the default data a run trains on: HH-RLHF harmless + helpful 1:1); a source
+of several comma-separated files or hub ids opens them mixed at equal weights. A mix's pairs carry their
+source's name (the group filter picks one source) and the Stats tab lists each source's weight and pairs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ..widgets.data_open_dialog import OpenDatasetDialog, OpenRequest
 from ..widgets.data_stats import DataStats
 from ..widgets.data_table import TripletTable, TripletTableHeader
 
+TRAINING_MIX = "mix:default"  # the request for the default data, resolved as a run resolves it
 LIVE_SEARCH_ROWS = 20_000  # below this, search as you type; above, on Enter
 DETAIL_DELAY_S = 0.06  # the detail pane follows the cursor once it rests, so paging repaints only the table
 
@@ -54,6 +58,7 @@ class DataScreen(Screen):
         Binding("o", "open", "Open data set", id="data-open"),
         Binding("slash", "search", "Search", id="data-search"),
         Binding("s", "toggle_stats", "Stats", id="data-stats"),
+        Binding("m", "training_mix", "Training mix", id="data-mix"),
         Binding("escape", "clear_search", "Clear search", show=False, id="data-clear"),
     ]
 
@@ -111,14 +116,20 @@ class DataScreen(Screen):
     def _load(self, request: OpenRequest) -> Loaded:
         from dpo_tutor.engine.config import parse_columns
         from dpo_tutor.engine.data.load import load_triplets
+        from dpo_tutor.engine.data.mix import load_default
 
-        result = load_triplets(
-            request.source or None,
-            format=request.format or None,
-            columns=parse_columns(request.columns) if request.columns else None,
-            split=request.split or "train",
-            progress=lambda n: self.post_message(self.LoadProgress(n)),
-        )
+        progress = lambda n: self.post_message(self.LoadProgress(n))  # noqa: E731
+        sources = [p.strip() for p in request.source.split(",") if p.strip()]
+        if request.source == TRAINING_MIX:
+            result = load_default(progress=progress)
+        else:
+            result = load_triplets(
+                sources if len(sources) > 1 else (request.source or None),
+                format=request.format or None,
+                columns=parse_columns(request.columns) if request.columns else None,
+                split=request.split or "train",
+                progress=progress,
+            )
         loaded = Loaded(request, result, BrowseIndex(result.triplets))
         # A big data set is millions of long-lived objects; keep the cyclic GC from walking them on
         # every full collection (which would stall the UI for most of a second at 160,800 rows).
@@ -158,9 +169,11 @@ class DataScreen(Screen):
         self.query_one("#data-flag", Select).clear()
         self.query_one("#data-length", Select).clear()
         table.show(loaded.index)
-        self.query_one("#data-stats", DataStats).show(loaded.result.report, loaded.index)
+        self.query_one("#data-stats", DataStats).show(loaded.result.report, loaded.index, loaded.result.mix)
         self._status_counts(len(loaded.index))
-        if loaded.request.source:
+        if loaded.result.note:
+            self.notify(loaded.result.note, title="Training mix", timeout=8)
+        if loaded.request.source and loaded.request.source != TRAINING_MIX:
             remember_source(loaded.request.source)
         table.focus()
 
@@ -213,7 +226,8 @@ class DataScreen(Screen):
         if self.loaded is None or not 0 <= i < len(self.loaded.index):
             detail.show(None)
             return
-        detail.show(self.loaded.index.triplets[i], i, self.loaded.index.flag_labels(i))
+        t = self.loaded.index.triplets[i]
+        detail.show(t, i, self.loaded.index.flag_labels(i), source=t.source if self.loaded.result.mix else "")
 
     # --- actions ----------------------------------------------------------------------------------
 
@@ -236,6 +250,9 @@ class DataScreen(Screen):
             self.refilter()
         self.query_one("#data-table", TripletTable).focus()
 
+    def action_training_mix(self) -> None:
+        self.open_source(TRAINING_MIX)
+
     def action_toggle_stats(self) -> None:
         tabs = self.query_one("#data-right", TabbedContent)
         tabs.active = "data-tab-detail" if tabs.active == "data-tab-stats" else "data-tab-stats"
@@ -249,7 +266,13 @@ class DataScreen(Screen):
         if self.loaded is None:
             return
         report = self.loaded.result.report
-        name = self.loaded.request.source or "bundled sample"
+        mix = self.loaded.result.mix
+        if mix is not None:  # compact: the sources are listed on the Stats tab
+            self._status(f"mix of {len(mix)} sources  ·  showing {shown:,} of {report.usable:,} pairs  ·  "
+                         f"{report.rows_read:,} rows read")
+            return
+        name = self.loaded.request.source
+        name = "bundled sample" if name in ("", TRAINING_MIX) else name
         self._status(
             f"{name}  ·  {self.loaded.result.format}  ·  showing {shown:,} of {report.usable:,} usable"
             f"  ·  {report.rows_read:,} rows read, {report.dropped_total:,} dropped"

@@ -80,8 +80,10 @@ class TripletDetail(Vertical):
         self.query_one("#detail-chosen-box").border_title = "chosen"
         self.query_one("#detail-rejected-box").border_title = "rejected"
 
-    def show(self, t: Triplet | None, number: int = -1, flags: str = "") -> None:
+    def show(self, t: Triplet | None, number: int = -1, flags: str = "", source: str = "") -> None:
+        """Show a triplet; `source` (a mix's source name) goes under the prompt box."""
         self.triplet = t
+        self.query_one("#detail-prompt-box").border_subtitle = source
         if t is None:
             self.query_one("#detail-title", Static).update("no triplet")
             for name in ("prompt", "chosen", "rejected"):

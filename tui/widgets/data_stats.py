@@ -25,6 +25,16 @@ def histogram(values: list[int], bins: int = BINS, upper: float | None = None) -
     return [round(width * (k + 0.5)) for k in range(bins)], counts
 
 
+def mix_lines(mix) -> list[str]:
+    """Each source of a mix in two short lines (the Stats tab is ~33 columns wide at 80x24)."""
+    if not mix:
+        return []
+    lines = [f"mix of {len(mix)} sources, {mix.total:,} pairs"]
+    for use in mix:
+        lines += [f" {use.name}", f"   weight {use.weight:g} · used {use.used:,}/{use.usable:,}"]
+    return lines + [""]
+
+
 class DataStats(VerticalScroll):
     DEFAULT_CSS = """
     DataStats #stats-summary { height: auto; padding: 0 1; }
@@ -38,12 +48,13 @@ class DataStats(VerticalScroll):
             yield PlotextPlot(id="stats-lengths")
             yield PlotextPlot(id="stats-bias")
 
-    def show(self, report: QualityReport | None, index: BrowseIndex | None) -> None:
+    def show(self, report: QualityReport | None, index: BrowseIndex | None, mix=None) -> None:
+        """The report; for a mix (engine/data/mix.py `Mix`) first each source's weight and pairs used."""
         self.report = report
         if report is None:
             self.query_one("#stats-summary", Static).update("no data set open")
             return
-        self.query_one("#stats-summary", Static).update("\n".join(report.summary_lines()))
+        self.query_one("#stats-summary", Static).update("\n".join(mix_lines(mix) + report.summary_lines()))
         self.bias = (report.chosen_longer, report.rejected_longer, report.same_length)
         chosen = [r.chosen_len for r in index.rows] if index else []
         rejected = [r.rejected_len for r in index.rows] if index else []
