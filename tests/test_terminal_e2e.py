@@ -146,9 +146,9 @@ def showing(*texts: str):
 
 
 def lessons_then_data(tty: Tmux) -> None:
-    tty.wait_for(showing("Lesson 1 of 10", "Why preference learning"), timeout=30)
+    tty.wait_for(showing("Lesson 1 of 14", "Why preference learning"), timeout=30)
     tty.send("n")
-    tty.wait_for(showing("Lesson 2 of 10", "RLHF"))
+    tty.wait_for(showing("Lesson 2 of 14", "RLHF"))
     tty.send("2")
     tty.wait_for(showing("bundled sample", "usable", "How do I"))
     tty.send("3")
@@ -163,7 +163,7 @@ def walk_without_training(tty: Tmux) -> None:
 
 def test_lessons_data_train_chat_at_80x24_then_resized_to_60x20(tmp_path):
     with start(tmp_path, 80, 24) as tty:
-        screen = tty.wait_for("Lesson 1 of 10", timeout=30)
+        screen = tty.wait_for("Lesson 1 of 14", timeout=30)
         assert fits(80, 24)(screen)
         walk_without_training(tty)
         tty.resize(60, 20)
@@ -172,7 +172,7 @@ def test_lessons_data_train_chat_at_80x24_then_resized_to_60x20(tmp_path):
         assert "Pick the run" in tty.wait_for("Pick the run")  # redrawn at the new size
         # The app still answers keys at 60x20, in every area.
         tty.send("1")
-        tty.wait_for("Lesson 2 of 10")
+        tty.wait_for("Lesson 2 of 14")
         tty.send("2")
         tty.wait_for(showing("bundled sample", "How do I"))
         tty.send("3")
@@ -221,7 +221,7 @@ def test_the_whole_walk_trains_the_tiny_model_and_chats_with_it(tmp_path):
 
 def test_a_hung_up_terminal_leaves_the_run_training_and_a_new_tutor_reattaches(tmp_path):
     with start(tmp_path, 120, 40) as first:
-        first.wait_for("Lesson 1 of 10", timeout=30)
+        first.wait_for("Lesson 1 of 14", timeout=30)
         first.send("3")
         first.wait_for("preset")
         fill_train_form(first, model="tiny", batch_size="2", grad_accum="1", max_steps="100", max_length="64")
@@ -238,7 +238,7 @@ def test_a_hung_up_terminal_leaves_the_run_training_and_a_new_tutor_reattaches(t
     assert pid_alive(train_pid), "the run died with the terminal"
 
     with start(tmp_path, 120, 40) as second:
-        second.wait_for("Lesson 1 of 10", timeout=30)
+        second.wait_for("Lesson 1 of 14", timeout=30)
         second.send("3")
         second.wait_for("preset")
         second.send("C-o")
