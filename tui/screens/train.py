@@ -50,12 +50,17 @@ class TrainScreen(Screen):
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (34, "-tall")]
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("ctrl+r", "start", "Start", id="train-start"),
-        Binding("ctrl+t", "stop", "Stop", id="train-stop"),
+        Binding("ctrl+t", "stop", "Stop", tooltip="stop the run (shown while one trains)", id="train-stop"),
         Binding("ctrl+o", "show_runs", "Runs", id="train-runs"),
         Binding("ctrl+g", "show_form", "Configure", id="train-configure"),
         Binding("ctrl+l", "toggle_log", "Log", id="train-log"),
         Binding("ctrl+b", "toggle_side", "Panel", id="train-panel"),
     ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":  # in the footer only while there is a run to stop
+            return self.watcher.run_is_live
+        return True
 
     def compose(self) -> ComposeResult:
         runs_dir = self.app.context.runs_dir
@@ -121,10 +126,15 @@ class TrainScreen(Screen):
 
     @on(RunWatcher.Changed)
     def _changed(self, message: RunWatcher.Changed) -> None:
+        if self.watcher.run_is_live != getattr(self, "_live_shown", None):
+            self._live_shown = self.watcher.run_is_live
+            self.refresh_bindings()  # Stop shows in the footer while a run trains
         self._dirty = True  # shown by the next status tick: 50 events a second are not 50 repaints
 
     @on(RunWatcher.Ended)
     def _ended(self, message: RunWatcher.Ended) -> None:
+        self._live_shown = self.watcher.run_is_live
+        self.refresh_bindings()
         self.refresh_status()
         self.redraw_charts()
         if not message.state.is_replay:
@@ -151,6 +161,7 @@ class TrainScreen(Screen):
             self.notify(str(exc), title="Cannot start", severity="error")
             return None
         self.refresh_status()
+        self.refresh_bindings()
         self.query_one(RunsList).reload()
         self._make_room()
         return run

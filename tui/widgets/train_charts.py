@@ -50,8 +50,7 @@ CHARTS = (
         short="chosen / rejected",
     ),
 )
-LEGEND = ("[b]•[/] each step  [b]⠒⠒[/] smoothed  [b yellow]x[/] held-out eval  "
-          "rewards: [green]chosen[/] [red]rejected[/]")
+LEGEND = "[b]•[/] each step  [b]⠒⠒[/] smoothed  [b yellow]x[/] held-out eval  [green]chosen[/] [red]rejected[/]"
 
 
 def step_ticks(first: float, last: float, room: int) -> list[int]:
@@ -131,7 +130,7 @@ class TrainCharts(Vertical):
     TrainCharts { height: 1fr; }
     TrainCharts > Grid { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
     TrainCharts MetricChart { height: 1fr; min-height: 6; }
-    TrainCharts > .chart-legend { height: 1; color: $text-muted; padding: 0 1; }
+    TrainCharts > .chart-legend { height: auto; color: $text-muted; padding: 0 1; }
     """
 
     def compose(self) -> ComposeResult:
