@@ -119,7 +119,7 @@ def test_a_preflight_reading_is_mixed_again_at_the_configs_weights(halves):
     from dpo_tutor.engine.data.split import load_for_run
 
     config = TrainConfig(data=halves, data_weights=[1.0, 2.0])
-    preloaded = load_triplets(halves)  # what engine/safety.py reads: the sources at equal weights
+    preloaded = load_triplets(halves)  # what engine/preflight.py reads: the sources at equal weights
     assert used(preloaded) == {"hh-rlhf/harmless-base": 2303, "hh-rlhf/helpful-base": 2303}
     assert load_for_run(config, preloaded).triplets == load_for_run(config).triplets
 
@@ -283,3 +283,19 @@ def test_the_cli_names_the_resolved_mix_in_the_run_config(monkeypatch, offline_d
     assert capsys.readouterr().err.startswith("dpo-tutor train: data: HH-RLHF harmless-base + helpful-base 1:1")
     assert config.data == [str(SHARED_DATA.joinpath(*HARMLESS)), str(SHARED_DATA.joinpath(*HELPFUL))]
     assert config.data_weights == [1.0, 1.0] and config_from_args(args) == config
+
+
+def test_data_mix_command_reports_each_sources_pairs_train_and_heldout(offline_default, capsys):
+    import json
+
+    from dpo_tutor.cli import main
+
+    assert main(["data", "mix", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["pairs"], out["train"], out["heldout"]) == (4606, 4146, 460)
+    assert [(s["name"], s["used"], s["train"], s["heldout"]) for s in out["sources"]] == [
+        ("hh-rlhf/harmless-base", 2303, 2073, 230), ("hh-rlhf/helpful-base", 2303, 2073, 230)]
+    assert main(["data", "mix", "--weights", "1,2,3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["dpo-tutor data: data_weights has 3 weights for the 2 halves of the default data (harmless, "
+                   "helpful): give one weight per source."]

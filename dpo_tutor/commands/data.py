@@ -1,4 +1,4 @@
-"""`dpo-tutor data`: inspect preference data (stats, show)."""
+"""`dpo-tutor data`: inspect preference data (stats, show) and the training mix (mix)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ examples:
   dpo-tutor data stats ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz
   dpo-tutor data stats prefs.csv --columns prompt=question,chosen=good,rejected=bad --json
   dpo-tutor data show ../shared/data/oasst1/oasst1-en-validation.jsonl.gz --index 3
+  dpo-tutor data mix                                  the default training data: HH-RLHF harmless + helpful 1:1
+  dpo-tutor data mix a.jsonl.gz b.jsonl.gz --weights 1,3
 """
 
 
@@ -36,7 +38,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="inspect preference data (stats, show)",
+    p = sub.add_parser("data", help="inspect preference data (stats, show, mix)",
                        description="Inspect preference data: its quality report, or one triplet.",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
@@ -49,6 +51,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _common(show)
     show.add_argument("--index", type=int, default=0, metavar="N", help="0-based index among usable triplets")
     show.add_argument("--json", action="store_true", help="the triplet as JSON")
+    mix = dsub.add_parser("mix", help="sources mixed by weight as a run reads them: pairs used, train / held out",
+                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mix.add_argument("sources", nargs="*", metavar="SOURCE",
+                     help="files or hub ids (hf:owner/name/data_dir); none: the default data (HH-RLHF halves 1:1)")
+    mix.add_argument("--weights", metavar="W,W", help="one weight per source (equal when left out)")
+    mix.add_argument("--heldout-fraction", type=float, default=0.1, metavar="F",
+                     help="share of each source held out, as a run holds it out (default: 0.1)")
+    mix.add_argument("--seed", type=int, default=42, metavar="N", help="the run's seed (default: 42)")
+    mix.add_argument("--json", action="store_true", help="one JSON object, for scripts")
 
 
 def _load_kwargs(args: argparse.Namespace) -> dict:
@@ -81,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.data_command == "stats":
             return _stats(args)
+        if args.data_command == "mix":
+            return _mix(args)
         return _show(args)
     except UserError as e:
         print(f"dpo-tutor data: {e.one_line()}", file=sys.stderr)
@@ -117,4 +130,39 @@ def _show(args: argparse.Namespace) -> int:
     print(f"\n[chosen]\n{t.chosen}\n\n[rejected]\n{t.rejected}")
     if t.metadata:
         print("\n" + "  ".join(f"{k}={v}" for k, v in t.metadata.items() if k != "output"))
+    return 0
+
+
+def _mix(args: argparse.Namespace) -> int:
+    """Read the sources as a run with these settings would, and say what each gives to train and held-out."""
+    from collections import Counter
+
+    from dpo_tutor.engine.config import TrainConfig
+    from dpo_tutor.engine.data.split import split_for_run
+
+    config = TrainConfig.from_dict({"data": list(args.sources), "data_weights": args.weights or "",
+                                    "heldout_fraction": args.heldout_fraction, "seed": args.seed},
+                                   where="dpo-tutor data mix")
+    errors = [e for e in config.validate()[0] if e.startswith(("data", "heldout"))]
+    if errors:
+        from dpo_tutor.engine.errors import ConfigError
+
+        raise ConfigError(" ".join(errors))
+    result, train, heldout = split_for_run(config)
+    in_train, in_heldout = Counter(t.source for t in train), Counter(t.source for t in heldout)
+    rows = [dict(u.to_dict(), train=in_train[u.name], heldout=in_heldout[u.name]) for u in result.mix or []]
+    if args.json:
+        print(json.dumps({"source": result.source, "note": result.note, "format": result.format,
+                          "pairs": len(result.triplets), "train": len(train), "heldout": len(heldout),
+                          "sources": rows}, ensure_ascii=False))
+        return 0
+    if result.note:
+        print(result.note)
+    if rows:
+        width = max(len(r["name"]) for r in rows)
+        print(f"{'source':<{width}}  weight   usable     used    train  held out")
+        for r in rows:
+            print(f"{r['name']:<{width}}  {r['weight']:>6g}  {r['usable']:>7,}  {r['used']:>7,}  {r['train']:>7,}"
+                  f"  {r['heldout']:>8,}")
+    print(f"{len(result.triplets):,} pairs ({result.format}): {len(train):,} train, {len(heldout):,} held out")
     return 0
