@@ -299,3 +299,15 @@ def test_data_mix_command_reports_each_sources_pairs_train_and_heldout(offline_d
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["dpo-tutor data: data_weights has 3 weights for the 2 halves of the default data (harmless, "
                    "helpful): give one weight per source."]
+
+
+def test_one_hub_folder_source_is_read_with_its_data_dir(monkeypatch):
+    import datasets
+    from dpo_tutor.engine.data.load import load_triplets
+
+    calls = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, **kw: calls.append((path, kw)) or [
+        {"chosen": "\n\nHuman: hi\n\nAssistant: hello", "rejected": "\n\nHuman: hi\n\nAssistant: go away"}])
+    result = load_triplets("hf:Anthropic/hh-rlhf/helpful-base")
+    assert calls == [("Anthropic/hh-rlhf", {"name": None, "data_dir": "helpful-base", "split": "train"})]
+    assert result.triplets[0].chosen == "hello"

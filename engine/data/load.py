@@ -21,7 +21,7 @@ from .formats import adapter, detect
 from .formats._common import Context
 from .quality import QualityReport, ReportBuilder
 from .sample import sample_path
-from .sources import open_rows
+from .sources import HUB_PREFIX, open_rows
 from .triplet import Triplet
 
 Progress = Callable[[int], None]
@@ -69,6 +69,12 @@ def load_triplets(
         return load_mix([Source(str(s), format=format, columns=columns, split=split) for s in source],
                         max_rows=max_rows, progress=progress)
     source = source or str(sample_path())
+    if data_dir is None and source.startswith(HUB_PREFIX):  # hf:owner/name/data_dir names a hub folder
+        from .mix import Source
+
+        hub = Source(source).hub
+        if hub is not None and hub[1]:
+            source, data_dir = HUB_PREFIX + hub[0], hub[1]
     if max_rows is not None and max_rows < 1:
         raise DataError(f"max_rows must be at least 1, not {max_rows}", where="max_rows")
     opened = open_rows(source, split=split, config=config, data_dir=data_dir, max_rows=max_rows)
