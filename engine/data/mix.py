@@ -324,7 +324,7 @@ def data_dirs(cwd: Path | None = None) -> list[Path]:
     folders = []
     env = os.environ.get(DATA_DIR_ENV, "").strip()
     if env:
-        folders.append(Path(env).expanduser())
+        folders.append(Path(env).expanduser().absolute())  # a run's config.toml names files from anywhere
     folders += [cwd / "data", cwd.parent / "shared" / "data"]
     return folders
 
