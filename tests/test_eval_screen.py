@@ -78,4 +78,4 @@ async def test_a_run_with_a_report_shows_it_without_evaluating(runs_dir):
         await pilot.pause()
         assert app.screen.query_one("#eval-table").query_one(DataTable).row_count == 6
         assert not app.screen.running
-        assert "report of" in str(app.screen.query_one("#eval-status").content)
+        assert "Report of" in str(app.screen.query_one(".eval-note").content)

@@ -21,7 +21,7 @@ from .context import AppContext
 
 # The number keys show as one entry in the footer ("1 2 3 4 5 Areas") so the area's own keys fit in 80
 # columns; the help screen lists each with its area.
-AREA_KEYS = Binding.Group("Areas", compact=True)
+AREA_KEYS = Binding.Group("Areas ", compact=True)  # the space: compact footers join it to the next key
 
 
 def _lazy_screen(module: str, cls: str) -> Callable[[], Screen]:
@@ -43,7 +43,7 @@ class DpoTutorApp(App):
             Binding(str(n), f"switch_mode('{name}')", label, id=f"mode-{name}", group=AREA_KEYS)
             for n, (name, (_, _, label)) in enumerate(AREAS.items(), start=1)
         ),
-        Binding("question_mark", "help", "Keys", id="help"),
+        Binding("question_mark", "help", "Keys", tooltip="this list of keys, the area's first", id="help"),
         Binding("w", "walkthrough", "Walkthrough bar", show=False, id="walkthrough"),
         # priority, so that they work over a focused input; active only while the walkthrough bar shows
         Binding("right_square_bracket", "walkthrough_step(1)", "Next stop", id="walkthrough-next", priority=True),

@@ -39,7 +39,6 @@ PROBES = (
 )
 
 
-PROBE_KEYS = Binding.Group("Probes", compact=True)
 NO_MODEL = "no model is loaded"
 
 
@@ -52,11 +51,11 @@ class ChatScreen(Screen):
     ChatScreen #chat-settings { width: auto; color: $text-muted; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("ctrl+t", "toggle_sampling", "Greedy/sampled", id="chat-sampling"),
+        Binding("ctrl+t", "toggle_sampling", "Sampling", tooltip="greedy or sampled answers", id="chat-sampling"),
         Binding("ctrl+s", "stop", "Stop", id="chat-stop", priority=True),
-        Binding("f1", "probe(0)", "Probe: cake", id="chat-probe-1", group=PROBE_KEYS),
-        Binding("f2", "probe(1)", "Probe: car", id="chat-probe-2", group=PROBE_KEYS),
-        Binding("f3", "probe(2)", "Probe: cancer", id="chat-probe-3", group=PROBE_KEYS),
+        Binding("f1", "probe(0)", "Probe: cake", show=False, id="chat-probe-1"),  # the input says F1-F3
+        Binding("f2", "probe(1)", "Probe: car", show=False, id="chat-probe-2"),  # the input says F1-F3
+        Binding("f3", "probe(2)", "Probe: cancer", show=False, id="chat-probe-3"),  # the input says F1-F3
         Binding("ctrl+n", "new_conversation", "New chat", id="chat-new"),
         Binding("ctrl+o", "pick_run", "Pick run", id="chat-pick-run"),
         Binding("ctrl+f", "focus_input", "Type here", show=False, id="chat-focus-input"),
@@ -83,6 +82,14 @@ class ChatScreen(Screen):
     @dataclass
     class Finished(Message):
         error: str = ""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In the footer only when they can act: Stop while answering, New chat once a model is loaded.
+        if action == "stop":
+            return self.generating
+        if action == "new_conversation":
+            return self.chat is not None and not self.generating
+        return True
 
     def __init__(self) -> None:
         super().__init__()
@@ -158,6 +165,7 @@ class ChatScreen(Screen):
             self._show_settings()
 
     def watch_generating(self, generating: bool) -> None:
+        self.refresh_bindings()
         self.query_one("#chat-input", Input).placeholder = (
             "Generating… (ctrl+s stops)" if generating else "Ask both models (F1-F3: the probe prompts)"
         )
@@ -216,15 +224,17 @@ class ChatScreen(Screen):
                 await column.write(str(g.get(side) or ""))
                 await column.end_turn()
                 tokens = g.get(f"{side}_tokens")
-                column.set_stats(f"saved answers · {len(generations)} prompts" +
+                column.set_stats(f"{len(generations)} saved answers" +
                                  (f" · last {tokens} tokens" if tokens is not None else ""))
         for side in ("base", "aligned"):
             self.column(side).turns.scroll_home(animate=False)
         self.call_after_refresh(self._align)
         self.set_focus(None)
         name = Path(path).name
-        self.set_status(f"Recording {name}: {len(generations)} answers saved in its report, {g_mode(generations)}; "
-                        f"{NO_MODEL}, so you cannot ask new questions. Train a run (3) to chat live.")
+        self.set_status(f"Recording {name}: answers saved in its report ({g_mode(generations)}); {NO_MODEL}, "
+                        "so you cannot ask. Train a run (3) to chat live.")
+        self.query_one("#chat-settings").display = False
+        self.refresh_bindings()
 
     def _align(self) -> None:
         align_turns(self.column("base"), self.column("aligned"))
@@ -255,6 +265,8 @@ class ChatScreen(Screen):
         self.chat = self._loaded_chat
         self.run_path = message.run
         self.recording = None
+        self.query_one("#chat-settings").display = True
+        self.refresh_bindings()
         for side in ("base", "aligned"):
             await self.column(side).clear()
         self._show_settings()

@@ -120,7 +120,9 @@ class EvaluateScreen(Screen):
                             "pairs, generations, checks) and writes report.md and report.json.")
 
     def set_status(self, text: str) -> None:
-        self.query_one("#eval-status", Static).update(text)
+        status = self.query_one("#eval-status", Static)
+        status.update(text)
+        status.display = bool(text)
 
     def watch_running(self, running: bool) -> None:
         self.set_class(running, "-running")  # the progress bar shows only while it means something
@@ -150,11 +152,15 @@ class EvaluateScreen(Screen):
             self.set_status(f"{name}: its report.json cannot be read ({type(exc).__name__}); e evaluates again.")
         if isinstance(report, dict) and isinstance(report.get("before_after"), dict):
             await self.show_report(report)
+            # Said under the table, where it does not take a row from it at 80x24.
             if is_recording(self.run_path):
-                self.set_status(f"Shipped recording {name}: its saved report of {report.get('created', '?')} "
-                                "(no model here to evaluate again).")
+                self.query_one(BeforeAfterTable).add_note(
+                    f"Shipped recording: its saved report of {report.get('created', '?')} (no model here to "
+                    "evaluate again).")
             else:
-                self.set_status(f"{name}: report of {report.get('created', '?')}. e evaluates again.")
+                self.query_one(BeforeAfterTable).add_note(f"Report of {report.get('created', '?')}; e evaluates "
+                                                          "again.")
+            self.set_status("")
         else:
             await self.clear_report()
             if report is not None:
@@ -240,7 +246,7 @@ class EvaluateScreen(Screen):
         text = ""
         if isinstance(verdict, dict) and (verdict.get("line") or verdict.get("label")):
             label = str(verdict.get("label") or "unknown")
-            text = f"Verdict: {label.upper()}. {verdict.get('line') or ''}".strip()
+            text = f"Verdict: {verdict.get('line') or label}"
             for cls in VERDICT_STYLE.values():
                 line.remove_class(cls)
             if label in VERDICT_STYLE:

@@ -53,6 +53,8 @@ def help_rows(app, below: Screen | None, mode: str | None = None) -> list[HelpRo
                 continue
             seen.add((b.key, b.action))
             does = b.description or b.action
+            if b.tooltip and b.tooltip.lower() != does.lower():  # the footer's word, then what it does
+                does = f"{does}: {b.tooltip}"
             if b.action.startswith("switch_mode("):
                 name = b.action[len("switch_mode('"):-2]
                 does = f"go to the {area_label(name)} area" + (" (you are here)" if name == mode else "")
@@ -62,8 +64,9 @@ def help_rows(app, below: Screen | None, mode: str | None = None) -> list[HelpRo
         title = area_label(mode) if mode in AREAS else getattr(below, "area_title", type(below).__name__)
         add(f"{title}: this area's keys", getattr(below, "BINDINGS", []), "screen")
         for widget in below.query("*"):
-            if type(widget).__module__.startswith("dpo_tutor") and getattr(type(widget), "BINDINGS", None):
-                add(f"{title}: {widget_name(widget)}", type(widget).BINDINGS, "widget")
+            own = type(widget).__dict__.get("BINDINGS")  # our widget's own keys, not those it inherits
+            if type(widget).__module__.startswith("dpo_tutor") and own:
+                add(f"{title}: {widget_name(widget)}", own, "widget")
     add("Everywhere", app.BINDINGS, "app")
     add("Everywhere", [Binding(app.COMMAND_PALETTE_BINDING, "command_palette", "command palette: go to a lesson, "
                                "open a data set or a run, start training")], "app")

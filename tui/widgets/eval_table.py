@@ -49,8 +49,8 @@ class BeforeAfterTable(Vertical):
             self.query_one(".eval-note", Static).update("")
             return
         self.query_one(".eval-caption", Static).update(
-            f"{table_data['scored']} held-out pairs · beta {table_data['beta']:g} · accuracy = wins / all "
-            "pairs [95% interval] · W/T/L = wins / ties / losses"
+            f"{table_data['scored']} held-out pairs · beta {table_data['beta']:g} · wins/all [95% CI] · "
+            "W/T/L = wins/ties/losses"
         )
         table.clear()
         for measure, base, aligned, _ in before_after_rows(table_data):
@@ -58,4 +58,9 @@ class BeforeAfterTable(Vertical):
                           Text(two_lines(aligned, " (")), height=2)
         kl = report.get("kl_per_token")
         extra = f"\nKL(aligned || base) on held-out answers: {num(kl)} nats/token." if kl is not None else ""
-        self.query_one(".eval-note", Static).update(f"Ties: {table_data['tie_note']}{extra}")
+        self.note = f"Ties: {table_data['tie_note']}{extra}"
+        self.query_one(".eval-note", Static).update(self.note)
+
+    def add_note(self, text: str) -> None:
+        """A line about the report itself (its date), first under the table."""
+        self.query_one(".eval-note", Static).update(f"{text}\n\n{getattr(self, 'note', '')}")

@@ -133,9 +133,6 @@ class TrainStatus(Vertical):
     DEFAULT_CSS = """
     TrainStatus { height: auto; padding: 0 1; background: $boost; }
     TrainStatus #status-line { height: 3; }
-    TrainStatus.-headed #status-line { height: 4; }
-    TrainStatus.-failed #status-line { height: auto; }
-    TrainStatus.-idle #status-line { height: auto; }
     TrainStatus.-replay #status-line { color: $warning; text-style: bold; }
     TrainStatus.-failed #status-line { color: $error; }
     TrainStatus Horizontal { height: 1; }
@@ -147,12 +144,24 @@ class TrainStatus(Vertical):
         with Horizontal():
             yield ProgressBar(total=None, show_eta=False, id="status-progress")
 
+    def fit_height(self, text: str) -> int:
+        """As many rows as the text takes wrapped at this width, so no line is cut; the height (a layout)
+        changes only when that count does, most updates stay a repaint."""
+        line = self.query_one("#status-line", StatusLine)
+        width = max(20, line.content_size.width or self.content_size.width or 78)
+        rows = sum(max(1, -(-len(part) // width)) for part in text.splitlines())
+        if line.styles.height is None or line.styles.height.value != rows:
+            line.styles.height = rows
+        return rows
+
+    def on_resize(self) -> None:
+        self.fit_height(self.query_one("#status-line", StatusLine)._text)
+
     def show(self, state: RunState | None) -> str:
         text = status_text(state)
         self.query_one("#status-line", StatusLine).show(text)
-        self.set_class(state is None, "-idle")
         self.set_class(bool(state and state.is_replay), "-replay")
-        self.set_class(bool(state and state.mode in ("replay", "attached")), "-headed")
+        self.fit_height(text)
         self.set_class(bool(state and state.summary.state == "failed"), "-failed")
         bar = self.query_one(ProgressBar)
         if state is not None and state.waiting_for_first_step and state.summary.phase_progress:
