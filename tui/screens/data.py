@@ -15,7 +15,7 @@ import gc
 from dataclasses import dataclass
 from typing import ClassVar
 
-from dpo_tutor.engine.data.browse import FLAGS, LENGTH_BUCKETS, BrowseIndex, remember_source
+from dpo_tutor.engine.data.browse import FLAGS, LENGTH_BUCKETS, LONG_CHARS, BrowseIndex, remember_source
 from dpo_tutor.engine.data.load import LoadResult
 from dpo_tutor.engine.errors import UserError
 from textual import on, work
@@ -31,7 +31,7 @@ from textual.worker import Worker, WorkerState
 from ..widgets.data_detail import TripletDetail
 from ..widgets.data_open_dialog import OpenDatasetDialog, OpenRequest
 from ..widgets.data_stats import DataStats
-from ..widgets.data_table import TripletTable, TripletTableHeader
+from ..widgets.data_table import TripletTable, TripletTableHeader, legend_text
 
 TRAINING_MIX = "mix:default"  # the request for the default data, resolved as a run resolves it
 LIVE_SEARCH_ROWS = 20_000  # below this, search as you type; above, on Enter
@@ -47,18 +47,32 @@ class Loaded:
 
 class DataScreen(Screen):
     DEFAULT_CSS = """
-    DataScreen #data-bar { height: 3; }
-    DataScreen #data-search { width: 1fr; }
-    DataScreen #data-bar Select { width: 24; }
-    DataScreen #data-status { height: 1; padding: 0 1; color: $text-muted; }
+    DataScreen #data-bar { height: 1; }
+    DataScreen #data-search { width: 1fr; min-width: 20; }
+    DataScreen #data-bar Select { width: 22; margin-left: 1; }
+    DataScreen.-narrow #data-bar Select { width: 17; }
+    DataScreen #data-status { height: auto; padding: 0 1; color: $text-muted; }
     DataScreen #data-left { width: 58%; border-right: solid $panel; }
+    DataScreen #data-legend { height: auto; color: $text-muted; padding: 0 1; }
     DataScreen #data-right { width: 1fr; }
+    DataScreen.-narrow #data-body { layout: vertical; }
+    DataScreen.-narrow #data-left { width: 1fr; height: 2fr; border-right: none; }
+    DataScreen.-narrow #data-right { height: 3fr; }
+    DataScreen.-narrow #data-legend { display: none; }
+    DataScreen.-zoom #data-left { display: none; }
+    DataScreen.-zoom #data-right { height: 1fr; }
     """
+    # At 80x24 the table sits above the detail (both full width, every column whole); z gives the
+    # detail or the stats the whole height; f says what the columns and flags mean.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (110, "-wide")]
     BINDINGS: ClassVar[list[Binding]] = [
-        Binding("o", "open", "Open data set", id="data-open"),
+        Binding("ctrl+o,o", "open", "Open", tooltip="open a data set: a file or a hub id", id="data-open"),
         Binding("slash", "search", "Search", id="data-search"),
-        Binding("s", "toggle_stats", "Stats", id="data-stats"),
-        Binding("m", "training_mix", "Training mix", id="data-mix"),
+        Binding("s", "toggle_stats", "Stats", tooltip="the quality report and its charts", id="data-stats"),
+        Binding("m", "training_mix", "Mix", tooltip="the training mix: the data a run trains on by default",
+                id="data-mix"),
+        Binding("z", "zoom", "Zoom", tooltip="the detail or the stats take the whole height", id="data-zoom"),
+        Binding("f", "legend", "What the columns and flags mean", show=False, id="data-legend"),
         Binding("escape", "clear_search", "Clear search", show=False, id="data-clear"),
     ]
 
@@ -78,20 +92,23 @@ class DataScreen(Screen):
         self.loaded: Loaded | None = None
         self._detail_index = -1
         self._detail_timer: Timer | None = None
+        self._opening = ""  # the source being opened, named when it cannot be
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="data-bar"):
-            yield Input(placeholder="search prompts and replies  ( / )", id="data-search")
-            yield Select([(name, name) for name in FLAGS], prompt="any flag", id="data-flag")
-            yield Select([], prompt="any group", id="data-group")
+            yield Input(placeholder="search ( / )", id="data-search", compact=True)
+            yield Select([(f"{FLAGS[name][0]} {name}", name) for name in FLAGS], prompt="any flag",
+                         id="data-flag", compact=True)
+            yield Select([], prompt="any group", id="data-group", compact=True)
             yield Select([(name, name) for name in LENGTH_BUCKETS if name != "any length"], prompt="any length",
-                         id="data-length")
-        yield Static("", id="data-status")
+                         id="data-length", compact=True)
+        yield Static("", id="data-status", markup=False)
         with Horizontal(id="data-body"):
             with Vertical(id="data-left"):
                 yield TripletTableHeader("", id="data-table-header")
                 yield TripletTable(id="data-table")
+                yield Static(legend_text(LONG_CHARS), id="data-legend", markup=False)
             with TabbedContent(id="data-right", initial="data-tab-detail"):
                 with TabPane("Detail", id="data-tab-detail"):
                     yield TripletDetail(id="data-detail")
@@ -110,6 +127,7 @@ class DataScreen(Screen):
     def open_request(self, request: OpenRequest) -> None:
         self.query_one("#data-table", TripletTable).loading = True
         self._status(f"opening {request.source or 'the bundled sample'} …")
+        self._opening = request.source
         self._load(request)
 
     @work(thread=True, exclusive=True, group="data-load", exit_on_error=False)
@@ -148,7 +166,13 @@ class DataScreen(Screen):
             elif event.state == WorkerState.ERROR:
                 self.query_one("#data-table", TripletTable).loading = False
                 error = worker.error
-                text = error.one_line() if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+                source = self._opening or "the data set"
+                if isinstance(error, UserError):
+                    text = error.one_line()
+                elif isinstance(error, RecursionError):
+                    text = f"{source} is nested too deeply to read (is it really preference data?)"
+                else:
+                    text = f"{type(error).__name__}: {error}".splitlines()[0]
                 self._status(f"could not open: {text}")
                 self.notify(text, title="Cannot open the data set", severity="error", timeout=10)
         elif worker.group == "data-filter" and event.state == WorkerState.SUCCESS:
@@ -169,6 +193,7 @@ class DataScreen(Screen):
         self.query_one("#data-flag", Select).clear()
         self.query_one("#data-length", Select).clear()
         table.show(loaded.index)
+        self.query_one("#data-table-header", TripletTableHeader).set_id_width(table.id_width)
         self.query_one("#data-stats", DataStats).show(loaded.result.report, loaded.index, loaded.result.mix)
         self._status_counts(len(loaded.index))
         if loaded.result.note:
@@ -227,7 +252,8 @@ class DataScreen(Screen):
             detail.show(None)
             return
         t = self.loaded.index.triplets[i]
-        detail.show(t, i, self.loaded.index.flag_labels(i), source=t.source if self.loaded.result.mix else "")
+        detail.show(t, i, ", ".join(self.loaded.index.rows[i].flags),  # the flags in words, not codes
+                    source=t.source if self.loaded.result.mix else "")
 
     # --- actions ----------------------------------------------------------------------------------
 
@@ -256,6 +282,17 @@ class DataScreen(Screen):
     def action_toggle_stats(self) -> None:
         tabs = self.query_one("#data-right", TabbedContent)
         tabs.active = "data-tab-detail" if tabs.active == "data-tab-stats" else "data-tab-stats"
+
+    def action_zoom(self) -> None:
+        """The detail (or the stats) takes the whole height; again: the table comes back."""
+        self.toggle_class("-zoom")
+        if self.has_class("-zoom"):
+            self.set_focus(None)
+        else:
+            self.query_one("#data-table", TripletTable).focus()
+
+    def action_legend(self) -> None:
+        self.notify(legend_text(LONG_CHARS), title="The table's columns", timeout=15)
 
     # --- status -----------------------------------------------------------------------------------
 

@@ -57,7 +57,7 @@ def prompt_content(t: Triplet) -> Content:
 class TripletDetail(Vertical):
     DEFAULT_CSS = """
     TripletDetail { height: 1fr; }
-    TripletDetail #detail-title { height: 1; color: $text-muted; }
+    TripletDetail #detail-title { height: auto; max-height: 2; color: $text-muted; }
     TripletDetail #detail-prompt-box { height: auto; max-height: 40%; border: round $panel; }
     TripletDetail #detail-sides { height: 1fr; }
     TripletDetail .detail-side { width: 1fr; border: round $panel; }
@@ -90,9 +90,8 @@ class TripletDetail(Vertical):
                 self.query_one(f"#detail-{name}", Static).update("")
             return
         extra = "  ".join(f"{k}={v}" for k, v in t.metadata.items() if k != "output" and len(str(v)) < 40)
-        self.query_one("#detail-title", Static).update(
-            Content(f"#{number}  {t.id}  {flags}  {extra}".strip())
-        )
+        parts = [f"#{number}", t.id, flags, extra]
+        self.query_one("#detail-title", Static).update(Content(" · ".join(p for p in parts if p)))
         self.query_one("#detail-prompt", Static).update(prompt_content(t))
         left, right = diff_spans(t.chosen, t.rejected)
         self.query_one("#detail-chosen", Static).update(_content(left, CHOSEN_ONLY))

@@ -38,15 +38,16 @@ def mix_lines(mix) -> list[str]:
 class DataStats(VerticalScroll):
     DEFAULT_CSS = """
     DataStats #stats-summary { height: auto; padding: 0 1; }
-    DataStats #stats-plots { height: 18; }
-    DataStats PlotextPlot { width: 1fr; height: 18; }
+    DataStats #stats-plots { height: 14; }
+    DataStats PlotextPlot { width: 1fr; height: 14; }
     """
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="stats-summary")
+        # The two charts first (titled in words that fit), then the report's lines.
         with Horizontal(id="stats-plots"):
             yield PlotextPlot(id="stats-lengths")
             yield PlotextPlot(id="stats-bias")
+        yield Static("", id="stats-summary", markup=False)
 
     def show(self, report: QualityReport | None, index: BrowseIndex | None, mix=None) -> None:
         """The report; for a mix (engine/data/mix.py `Mix`) first each source's weight and pairs used."""
@@ -65,7 +66,8 @@ class DataStats(VerticalScroll):
         plot = self.query_one("#stats-lengths", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()
-        plt.title("reply length (chars, up to p95)")
+        plt.title("reply chars")
+        plt.xlabel("characters (to p95)")
         if chosen:
             plt.multiple_bar(self.chosen_hist[0], [self.chosen_hist[1], self.rejected_hist[1]],
                              labels=["chosen", "rejected"])
@@ -73,6 +75,6 @@ class DataStats(VerticalScroll):
         bias_plot = self.query_one("#stats-bias", PlotextPlot)
         bplt = bias_plot.plt
         bplt.clear_figure()
-        bplt.title(f"length bias: chosen longer in {report.chosen_longer_share:.0%}")
-        bplt.bar(["chosen longer", "rejected longer", "equal"], list(self.bias))
+        bplt.title(f"chosen longer: {report.chosen_longer_share:.0%}")
+        bplt.bar(["C longer", "R longer", "equal"], list(self.bias))
         bias_plot.refresh()

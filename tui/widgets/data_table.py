@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import Static
 
-ID_W, NUM_W, FLAG_W = 12, 8, 12
+NUM_W, ID_MIN, FLAG_W, LEN_W = 6, 5, 10, 6
 
 
 def _cell(text: str, width: int, right: bool = False) -> str:
@@ -32,24 +32,66 @@ def _cell(text: str, width: int, right: bool = False) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
-def row_text(index: BrowseIndex, i: int, width: int) -> str:
-    """One table row as plain text: #, id, prompt preview, prompt/chosen/rejected lengths, flags."""
+def _id_cell(text: str, width: int) -> str:
+    """An id keeps its start and its end (`harml…-test-0412`): the end is what tells rows apart."""
+    if len(text) <= width:
+        return text.ljust(width)
+    head = max(1, width // 3)
+    return text[:head] + "…" + text[-(width - head - 1):]
+
+
+def columns(width: int, id_w: int = 14) -> tuple[int, int, int]:
+    """(id width, prompt preview width, how many length columns) for a table `width` columns wide:
+    the lengths go first when the room is short (the detail pane shows them), then the id narrows."""
+    for lengths in (3, 0):
+        fixed = NUM_W + 1 + 1 + lengths * (LEN_W + 1) + 1 + FLAG_W
+        for idw in (id_w, ID_MIN):
+            preview = width - fixed - idw
+            if preview >= 16:
+                return idw, preview, lengths
+    return ID_MIN, max(6, width - (NUM_W + 1 + ID_MIN + 1 + 1 + FLAG_W)), 0
+
+
+def shared_prefix(ids: list[str]) -> str:
+    """The start every id shares, up to its last separator (`harmless-base-test.jsonl.gz:` of
+    `harmless-base-test.jsonl.gz:17`): the table leaves it out, the detail's title shows the whole id."""
+    if len(ids) < 2:
+        return ""
+    first, last = min(ids), max(ids)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    cut = max(first.rfind(sep, 0, n) for sep in ":/#")
+    return first[: cut + 1] if cut >= 3 else ""
+
+
+def row_text(index: BrowseIndex, i: int, width: int, id_w: int = 14, id_prefix: str = "") -> str:
+    """One table row as plain text: #, id, prompt preview, [prompt/chosen/rejected lengths,] flags."""
     t = index.triplets[i]
     info = index.rows[i]
-    preview_w = max(10, width - (7 + 1 + ID_W + 1 + 3 * (NUM_W + 1) + 1 + FLAG_W))
-    return (
-        f"{_cell(str(i), 7, right=True)} {_cell(t.id, ID_W)} {_cell(t.prompt_text.strip(), preview_w)}"
-        f" {_cell(f'{info.prompt_len:,}', NUM_W, True)} {_cell(f'{info.chosen_len:,}', NUM_W, True)}"
-        f" {_cell(f'{info.rejected_len:,}', NUM_W, True)} {_cell(index.flag_labels(i), FLAG_W)}"
-    )
+    idw, preview_w, lengths = columns(width, id_w)
+    tid = t.id[len(id_prefix):] if id_prefix and t.id.startswith(id_prefix) else t.id
+    text = f"{_cell(str(i), NUM_W, right=True)} {_id_cell(tid, idw)} {_cell(t.prompt_text.strip(), preview_w)}"
+    if lengths:
+        text += "".join(f" {_cell(f'{n:,}', LEN_W, True)}" for n in (info.prompt_len, info.chosen_len,
+                                                                      info.rejected_len))
+    return f"{text} {_cell(index.flag_labels(i), FLAG_W)}"
 
 
-def header_text(width: int) -> str:
-    preview_w = max(10, width - (7 + 1 + ID_W + 1 + 3 * (NUM_W + 1) + 1 + FLAG_W))
-    return (
-        f"{_cell('#', 7, True)} {_cell('id', ID_W)} {_cell('prompt', preview_w)} {_cell('prompt', NUM_W, True)}"
-        f" {_cell('chosen', NUM_W, True)} {_cell('rejected', NUM_W, True)} {_cell('flags', FLAG_W)}"
-    )
+def header_text(width: int, id_w: int = 14) -> str:
+    idw, preview_w, lengths = columns(width, id_w)
+    text = f"{_cell('#', NUM_W, True)} {_cell('id', idw)} {_cell('prompt', preview_w)}"
+    if lengths:
+        text += "".join(f" {_cell(h, LEN_W, True)}" for h in ("len P", "len C", "len R"))
+    return f"{text} {_cell('flags', FLAG_W)}"
+
+
+def legend_text(long_chars: int) -> str:
+    from dpo_tutor.engine.data.browse import FLAGS
+
+    flags = ", ".join(f"{code} {name}" for name, (code, _) in FLAGS.items())
+    return (f"len P / C / R: characters of prompt, chosen, rejected · flags: {flags} "
+            f"(long: over {long_chars:,} characters in all)")
 
 
 class TripletTableHeader(Static):
@@ -57,8 +99,14 @@ class TripletTableHeader(Static):
     TripletTableHeader { height: 1; background: $panel; color: $text-muted; text-style: bold; }
     """
 
+    id_width = 14
+
     def on_resize(self, event: events.Resize) -> None:
-        self.update(header_text(event.size.width))
+        self.update(header_text(event.size.width, self.id_width))
+
+    def set_id_width(self, width: int) -> None:
+        self.id_width = width
+        self.update(header_text(self.size.width, width))
 
 
 class TripletTable(ScrollView, can_focus=True):
@@ -97,11 +145,18 @@ class TripletTable(ScrollView, can_focus=True):
         super().__init__(id=id)
         self.index: BrowseIndex | None = None
         self.order: list[int] = []
+        self.id_width = 14  # the ids' usual length in this data set (up to 22)
+        self.id_prefix = ""  # what every id starts with (left out of the table)
 
     def show(self, index: BrowseIndex | None, order: list[int] | None = None) -> None:
         """Show these rows (all of the index when order is None) and put the cursor on the first."""
         self.index = index
         self.order = list(range(len(index))) if index is not None and order is None else (order or [])
+        if index is not None and index.triplets:
+            sample = [t.id for t in index.triplets[:: max(1, len(index.triplets) // 200)]]
+            prefix = shared_prefix([t.id for t in index.triplets])
+            self.id_prefix = prefix
+            self.id_width = max(ID_MIN, min(22, max(len(i) - len(prefix) for i in sample)))
         self.virtual_size = Size(self.size.width, len(self.order))
         self.scroll_to(y=0, animate=False)
         self.cursor = 0
@@ -145,7 +200,7 @@ class TripletTable(ScrollView, can_focus=True):
         row = self.scroll_offset.y + y
         if self.index is None or row >= len(self.order):
             return Strip.blank(width, self.rich_style)
-        text = row_text(self.index, self.order[row], width)
+        text = row_text(self.index, self.order[row], width, self.id_width, self.id_prefix)
         if row == self.cursor:
             style = self.get_component_rich_style("triplet-table--cursor")
         elif row % 2:
