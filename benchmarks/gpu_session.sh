@@ -16,7 +16,7 @@ if [ "${PYCACHE:-1}" = 1 ]; then
   export PYTHONPYCACHEPREFIX=/tmp/pycache
 fi
 # ../shared/gpu's setup.sh sets TOKENIZERS_PARALLELISM=false; a user's machine leaves it unset, and the
-# batched tokenizing (engine/train/fast_prep.py) splits a batch over threads only then. TOKENIZERS_SERIAL=1 keeps it.
+# batched tokenizing (engine/train/fast/fast_prep.py) splits a batch over threads only then. TOKENIZERS_SERIAL=1 keeps it.
 [ -n "${TOKENIZERS_SERIAL:-}" ] || unset TOKENIZERS_PARALLELISM
 DATA=$R/.gpu/data/harmless-base-test.jsonl.gz
 X=${EXTRA_TRAIN_FLAGS:-}  # rehearsal on a CPU: EXTRA_TRAIN_FLAGS="--max-steps 20 --max-length 128" DPO_GGUF=tiny
@@ -58,7 +58,7 @@ startagain)
       --out /tmp/bench-$i > "$OUT/bench-$i.txt" 2>/dev/null; log "bench $i rc=$?"
     head -3 "$OUT/bench-$i.txt" | tail -1; tail -1 "$OUT/bench-$i.txt"
   done
-  DPO_TUTOR_DATASET_CACHE=/tmp/dc-again timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 \
+  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-again timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 \
     --out /tmp/runs/default-start --quiet > /dev/null 2>&1; log "default start rc=$?"
   cp /tmp/runs/default-start/events.jsonl "$OUT/default-start-events.jsonl"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default-start 2>&1 | tail -1
@@ -68,7 +68,7 @@ startprobe)
   # where the default recipe's start goes on the lent machine: cProfile of a cold start (2 steps), then
   # the bench's ours-hf alone, twice, for the spread of its first step
   log "cProfile of the default recipe's start"
-  DPO_TUTOR_DATASET_CACHE=/tmp/dc-probe timeout 120 python3 -m cProfile -o "$OUT/x/start.prof" -m dpo_tutor train --model "$DPO_GGUF" \
+  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-probe timeout 120 python3 -m cProfile -o "$OUT/x/start.prof" -m dpo_tutor train --model "$DPO_GGUF" \
     --data "$DATA" --max-steps 2 --out /tmp/runs/probe --quiet > /dev/null 2>&1; log "probe rc=$?"
   cp /tmp/runs/probe/events.jsonl "$OUT/x/probe-events.jsonl"
   for i in 1 2; do
@@ -80,17 +80,17 @@ startprobe)
 round7)
   # where the imports' time goes, where the host still waits for the GPU, then the bench and the default recipe
   [ -n "${SKIP_PROBES:-}" ] || {
-  python3 -X importtime -c "import dpo_tutor.engine.train.driver, torch, transformers, peft, datasets, trl; from trl import DPOTrainer" 2> "$OUT/x/importtime.txt"
+  python3 -X importtime -c "import dpo_tutor.engine.train.run, torch, transformers, peft, datasets, trl; from trl import DPOTrainer" 2> "$OUT/x/importtime.txt"
   python3 "$R/benchmarks/importtime_top.py" "$OUT/x/importtime.txt" 30 | tee "$OUT/x/importtime-top.txt" | head -22
   log "sync probe"
-  DPO_TUTOR_SYNC_DEBUG="$OUT/x/sync.txt" DPO_TUTOR_HOST_PHASES="$OUT/x/phases.txt" timeout 100 python3 -m dpo_tutor train \
+  timeout 100 python3 -m dpo_tutor.benchmarks.measured_train --sync-debug "$OUT/x/sync.txt" --host-phases "$OUT/x/phases.txt" -- \
     --model "$DPO_GGUF" --data "$DATA" --backend hf --max-pairs 576 --max-steps 14 --eval-steps 0 --save-steps 0 \
     --out /tmp/runs/sync --quiet > /dev/null 2>&1; log "sync rc=$?"
   grep -v '^  File' "$OUT/x/sync.txt" | head -40; cat "$OUT/x/phases.txt"
   }
   bench_and_default
-  log "the default recipe's start with TRL's own tokenizing and in-order reference pass (DPO_TUTOR_FAST_PREP=0), 3 steps, cold"
-  DPO_TUTOR_FAST_PREP=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  log "the default recipe's start with TRL's own tokenizing and in-order reference pass (fast_prep=0), 3 steps, cold"
+  DPO_TUTOR_SWITCHES=fast_prep=0,dataset_cache_dir=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-trl-prep --quiet > /dev/null 2>&1; log "trl-prep rc=$?"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-trl-prep 2>&1 | tail -9
   ;;
@@ -98,11 +98,11 @@ round9)
   # the bench and the default recipe on the ninth round's start-up (lean_imports.py, the reference scored in
   # eval mode), then the default recipe's cold start (3 steps, an empty dataset cache)
   bench_and_default
-  DPO_TUTOR_DATASET_CACHE=/tmp/dc-cold timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-cold timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-cold --quiet > /dev/null 2>&1; log "cold rc=$?"
   # the same cold start with 128 pairs a batch in the reference pass (the call on e58f9f6 also measured
   # there its copies to the host without a wait per batch: no gain, reverted)
-  DPO_TUTOR_REF_BATCH=128 DPO_TUTOR_DATASET_CACHE=/tmp/dc-128 timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=reference_batch=128,dataset_cache_dir=/tmp/dc-128 timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-cold-128 --quiet > /dev/null 2>&1; log "cold-128 rc=$?"
   runs="default default-again default-cold default-cold-128"
   for r in $runs; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
@@ -122,16 +122,16 @@ start9)
     grep -E "^\| $PIPE" "$OUT/x/$name.txt" | tail -2
     cp /tmp/b9-$name/$PIPE/events.jsonl "$OUT/x/$name-events.jsonl" 2>/dev/null
   }
-  DPO_TUTOR_DATASET_CACHE=/tmp/dc-imp timeout 90 python3 -X importtime -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-imp timeout 90 python3 -X importtime -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 1 --max-pairs 256 --eval-steps 0 --out /tmp/runs/imp --quiet 2> "$OUT/x/importtime.txt" > /dev/null; log "importtime rc=$?"
   python3 "$R/benchmarks/importtime_top.py" "$OUT/x/importtime.txt" 14
   PIPE=ours-hf
-  one hf-full DPO_TUTOR_LEAN_IMPORTS=0
-  one hf-lean DPO_TUTOR_LEAN_IMPORTS=1
-  one hf-eager-ref DPO_TUTOR_GRAPH_REFERENCE=0
+  one hf-full DPO_TUTOR_SWITCHES=lean_imports=0
+  one hf-lean DPO_TUTOR_SWITCHES=lean_imports=1
+  one hf-eager-ref DPO_TUTOR_SWITCHES=graph_reference=0
   PIPE=ours-unsloth
   one uns-eval TRITON_CACHE_DIR=/tmp/tc1 TORCHINDUCTOR_CACHE_DIR=/tmp/ic1 UNSLOTH_COMPILE_LOCATION=/tmp/uc1
-  one uns-train DPO_TUTOR_REFERENCE_EVAL=0 TRITON_CACHE_DIR=/tmp/tc2 TORCHINDUCTOR_CACHE_DIR=/tmp/ic2 UNSLOTH_COMPILE_LOCATION=/tmp/uc2
+  one uns-train DPO_TUTOR_SWITCHES=reference_eval=0 TRITON_CACHE_DIR=/tmp/tc2 TORCHINDUCTOR_CACHE_DIR=/tmp/ic2 UNSLOTH_COMPILE_LOCATION=/tmp/uc2
   one uns-warm TRITON_CACHE_DIR=/tmp/tc1 TORCHINDUCTOR_CACHE_DIR=/tmp/ic1 UNSLOTH_COMPILE_LOCATION=/tmp/uc1
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
   ;;
@@ -139,20 +139,20 @@ ckpt9)
   # fewer checkpointed layers within the 6 GiB goal: ours-hf at 80 % and 70 % of the layers recomputed, then
   # the default recipe over the whole data at 80 % (its longest batches set its peak)
   for f in 0.8 0.7; do
-    DPO_TUTOR_CHECKPOINT_FRACTION=$f timeout 100 python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps 18 --max-pairs 576 \
+    DPO_TUTOR_SWITCHES=checkpoint_fraction=$f timeout 100 python3 -m dpo_tutor bench --model "$DPO_GGUF" --data "$DATA" --steps 18 --max-pairs 576 \
       --pipelines ours-hf --out /tmp/bc-$f > "$OUT/x/ckpt-$f.txt" 2>/dev/null; log "fraction $f rc=$?"
     grep -E "^\| ours-hf" "$OUT/x/ckpt-$f.txt" | tail -2
   done
-  DPO_TUTOR_CHECKPOINT_FRACTION=0.8 timeout 120 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default-0.8 --quiet > /dev/null 2>&1
+  DPO_TUTOR_SWITCHES=checkpoint_fraction=0.8 timeout 120 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default-0.8 --quiet > /dev/null 2>&1
   log "default 0.8 rc=$?"; cp /tmp/runs/default-0.8/events.jsonl "$OUT/x/default-0.8-events.jsonl"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default-0.8 2>&1 | tail -5
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
   ;;
 round8)
-  # the bench and the default recipe with packed pairs (engine/train/packing.py), then the default recipe's
-  # cold start with TRL's two rows a pair (DPO_TUTOR_PACK=0: its reference pass too), for the start-up difference
+  # the bench and the default recipe with packed pairs (engine/train/fast/packing.py), then the default recipe's
+  # cold start with TRL's two rows a pair (pack=0: its reference pass too), for the start-up difference
   bench_and_default
-  DPO_TUTOR_PACK=0 DPO_TUTOR_DATASET_CACHE=/tmp/dc-two-rows timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=pack=0,dataset_cache_dir=/tmp/dc-two-rows timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-two-rows --quiet > /dev/null 2>&1; log "two-rows rc=$?"
   for r in default default-again default-two-rows; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-two-rows 2>&1 | tail -9

@@ -25,7 +25,7 @@ def sampled_batches(pieces: list[tuple[int, int, int]], batch: int, steps: int, 
     """`steps` batches in the trainer's order: LengthGroupedSampler over the pair lengths, one epoch
     after another (the trainer seeds it with the run's seed)."""
     import torch
-    from dpo_tutor.engine.train.trainer import pair_lengths
+    from dpo_tutor.engine.train.fast.fast_prep import pair_lengths
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
     lengths = pair_lengths({"prompt_ids": [[0] * p for p, _, _ in pieces],
@@ -42,7 +42,7 @@ def sampled_batches(pieces: list[tuple[int, int, int]], batch: int, steps: int, 
 
 def packed_shape(pieces: list[tuple[int, int, int]], members: list[int]) -> tuple:
     """The recorded-shape key of a batch as packing.pack_examples lays it out (a pair a row)."""
-    from dpo_tutor.engine.train import packing
+    from dpo_tutor.engine.train.fast import packing
 
     examples = [{"prompt_ids": [1] * p, "chosen_ids": [1] * c, "rejected_ids": [1] * r}
                 for p, c, r in (pieces[i] for i in members)]
@@ -53,7 +53,7 @@ def packed_shape(pieces: list[tuple[int, int, int]], members: list[int]) -> tupl
 def replay(shapes: list[tuple], rows_ratio: float, slots_ratio: float) -> tuple[int, int]:
     """(recordings, row tokens computed) when each batch replays `graphed_step.roomier_shape` of the
     shapes recorded so far (rows at most rows_ratio x as long), else records its own."""
-    from dpo_tutor.engine.train.graphed_step import roomier_shape
+    from dpo_tutor.engine.train.fast.graphed_step import roomier_shape
 
     recorded: set[tuple] = set()
     tokens = 0
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", default="36,128", help="run lengths to count, comma-separated")
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args(argv)
-    from dpo_tutor.engine.train import graphed_step
+    from dpo_tutor.engine.train.fast import graphed_step
 
     pieces = load_padding().piece_lengths(args.model, args.data, args.max_length)
     print(f"{len(pieces)} pairs, batches of {args.batch_size}, seed {args.seed}")

@@ -32,7 +32,7 @@ def run_preset(key: str, model: str, data: str, changes: dict[str, str], folder:
         config = config.replace(**{k: getattr(TrainConfig.from_dict({k: v}), k) for k, v in changes.items()})
     config_file = folder / "config.toml"
     config_file.write_text(config.to_toml())
-    env = {**os.environ, "DPO_TUTOR_DATASET_CACHE": str(folder / "dataset-cache")}
+    env = {**os.environ, "DPO_TUTOR_SWITCHES": f"dataset_cache_dir={folder / 'dataset-cache'}"}
     start = time.time()
     done = subprocess.run(
         [sys.executable, "-m", "dpo_tutor", "train", "--config", str(config_file), "--out", str(folder / "run"),

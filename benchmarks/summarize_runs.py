@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dpo_tutor.engine.bench import PIPELINES, Pipeline, format_startup_table, format_table, summarize_run
+from dpo_tutor.benchmarks.bench import PIPELINES, Pipeline, format_startup_table, format_table, summarize_run
 
 
 def main(argv: list[str]) -> int:

@@ -7,8 +7,9 @@ table is bench's. `--profile NAME` also writes that variant's torch.profiler tab
 usage: python benchmarks/variants.py --model $DPO_GGUF --data harmless-base-test.jsonl.gz --steps 64 \\
           --out /tmp/variants 'eager=--backend hf --batch-size 32 --grad-accum 1 --compile off' ...
 
-Leading VAR=value words of a variant's flags are environment variables for that run only
-('masked=DPO_TUTOR_PADDING_MASK=keep --backend hf ...').
+Leading NAME=value words of a variant's flags are switches (engine/switches.py) for that run only
+('masked=drop_padding_mask=0 --backend hf ...'), or environment variables when NAME is no switch. The
+variant files of rounds before the switches registry name the environment variables of their time.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ import sys
 import time
 from pathlib import Path
 
-from dpo_tutor.engine.bench import Pipeline, format_startup_table, format_table, summarize_run
+from dpo_tutor.benchmarks.bench import Pipeline, format_startup_table, format_table, summarize_run
+from dpo_tutor.engine.switches import ENV as SWITCHES_ENV
+from dpo_tutor.engine.switches import Switches, encode
+
+SWITCH_NAMES = set(Switches.__dataclass_fields__)
 
 
 def main() -> int:
@@ -49,24 +54,28 @@ def main() -> int:
         name, _, flags = spec.partition("=")
         out = Path(args.out) / name
         env = dict(os.environ)
+        switches: dict[str, str] = {}
         words = shlex.split(flags)
         while words and "=" in words[0] and not words[0].startswith("-"):
             key, _, value = words.pop(0).partition("=")
-            env[key] = value
+            (switches if key in SWITCH_NAMES else env)[key] = value
         flags = shlex.join(words)
-        if name == args.profile:
-            env["DPO_TUTOR_PROFILE"] = f"20:2:{Path(args.out) / (name + '.profile.txt')}"
-        cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *shlex.split(flags)]
+        train = [sys.executable, "-m", "dpo_tutor", "train"]
+        if name == args.profile:  # the run handed torch.profiler's callback (measured_train.py)
+            profile = f"20:2:{Path(args.out) / (name + '.profile.txt')}"
+            train = [sys.executable, "-m", "dpo_tutor.benchmarks.measured_train", "--profile", profile, "--"]
+        cmd = [*train, "--out", str(out), "--quiet", *common, *shlex.split(flags)]
         cache = None
-        if "DPO_TUTOR_DATASET_CACHE" not in env:  # each variant cold, as bench's pipelines (engine/bench.py)
+        if not Switches.parse(env.get(SWITCHES_ENV, "")).dataset_cache_dir:  # each variant cold, as bench's
             cache = Path(args.out) / f".dataset-cache-{name}"
             shutil.rmtree(cache, ignore_errors=True)
-            env["DPO_TUTOR_DATASET_CACHE"] = str(cache)
+            switches["dataset_cache_dir"] = str(cache)
+        env[SWITCHES_ENV] = encode(switches, env.get(SWITCHES_ENV, ""))
         started = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if cache is not None:
             shutil.rmtree(cache, ignore_errors=True)
-        result = summarize_run(out, Pipeline(name, flags, tuple(shlex.split(flags))))
+        result = summarize_run(out, Pipeline(name, flags, tuple(shlex.split(flags))), launched_at=started)
         if proc.returncode != 0 and not result.error:
             lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
             result.error = (lines[-1] if lines else f"exit code {proc.returncode}")[:200]

@@ -26,6 +26,7 @@ from typing import Any
 
 from .config import DEFAULT_MODEL
 from .errors import ModelError
+from .paths import user_cache_dir
 
 TINY = "tiny"
 SMOLLM2_GGUF = "smollm2-gguf"
@@ -58,16 +59,6 @@ class ModelSource:
 
 
 # ---- resolving -------------------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """The user's cache for dpo-tutor (`$DPO_TUTOR_CACHE_DIR` overrides; tests use it)."""
-    env = os.environ.get("DPO_TUTOR_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("dpo-tutor"))
 
 
 def bundled_gguf() -> Path | None:
@@ -281,7 +272,7 @@ def convert_gguf(gguf_path: str | os.PathLike[str], *, dtype: Any = None) -> Pat
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = Path(gguf_path)
-    target = cache_dir() / "gguf" / _gguf_cache_key(path)
+    target = user_cache_dir() / "gguf" / _gguf_cache_key(path)
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

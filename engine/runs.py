@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -32,6 +33,28 @@ def default_runs_dir() -> Path:
     """`$DPO_TUTOR_RUNS_DIR`, else `./runs`."""
     env = os.environ.get(RUNS_ENV)
     return Path(env).expanduser() if env else Path("runs")
+
+
+def stderr_is_run_log(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether this process's stderr is the run's train.log: a detached run, or one the UI started. Its
+    log then goes to stderr (not opened twice), and the run folder is left to whoever started it."""
+    try:
+        return os.path.samestat(os.fstat(2), os.stat(Path(run_dir) / LOG_FILE))
+    except (OSError, ValueError):
+        return False
+
+
+def remove_unstarted(run_dir: str | os.PathLike[str]) -> bool:
+    """Remove a run folder whose run never reached a step (no step or checkpoint in its log: a refused
+    or failed start); True when removed. A run that trained a step is always kept."""
+    path = Path(run_dir)
+    if not path.is_dir() or any(e.get("type") in ("step", "checkpoint") for e in read_events(path / EVENTS_FILE)):
+        return False
+    try:
+        shutil.rmtree(path)
+    except OSError:
+        return False
+    return True
 
 
 def safe_name(name: str) -> str:

@@ -20,9 +20,27 @@ def shared_file(*parts: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def own_dataset_cache(tmp_path, monkeypatch):
-    """Each test tokenizes and scores the reference afresh: runs cache both (engine/train/dataset_cache.py),
+    """Each test tokenizes and scores the reference afresh: runs cache both (engine/train/pairs_cache.py),
     and a test that counts reference passes must not find an earlier test's."""
-    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(tmp_path / "dataset-cache"))
+    monkeypatch.setenv("DPO_TUTOR_SWITCHES", f"dataset_cache_dir={tmp_path / 'dataset-cache'}")
+
+
+def set_switches(monkeypatch, **values) -> None:
+    """Turn switches (engine/switches.py) for this test, keeping those set already (the dataset cache)."""
+    import os
+
+    from dpo_tutor.engine.switches import ENV, encode
+
+    monkeypatch.setenv(ENV, encode(values, os.environ.get(ENV, "")))
+
+
+def switches_env(**values) -> dict[str, str]:
+    """The DPO_TUTOR_SWITCHES entry of a child process's environment with these switches added."""
+    import os
+
+    from dpo_tutor.engine.switches import ENV, encode
+
+    return {ENV: encode(values, os.environ.get(ENV, ""))}
 
 
 @pytest.fixture(autouse=True)

@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import set_switches
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.errors import UserError
-from dpo_tutor.engine.safety import preflight
+from dpo_tutor.engine.preflight import preflight
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 DATA = CORPUS / "data"
@@ -264,7 +265,7 @@ def test_train_preset_flag_and_the_cpu_note(tmp_path, capsys, monkeypatch):
     config = config_from_args(parser.parse_args(["train", "--preset", "cpu-look", "--max-steps", "3"]))
     assert (config.batch_size, config.max_length, config.max_steps, config.gradient_checkpointing) == (4, 256, 3, False)
 
-    monkeypatch.setenv("DPO_TUTOR_FORCE_NO_CUDA", "1")
+    set_switches(monkeypatch, no_cuda=True)
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "events.jsonl").write_text("")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import shared_file
-from dpo_tutor.engine.bench import PIPELINES, format_table, run_bench, run_pipeline, run_rate, steady_rate
+from conftest import set_switches, shared_file
+from dpo_tutor.benchmarks.bench import PIPELINES, format_table, run_bench, run_pipeline, run_rate, steady_rate
 
 
 def test_bench_runs_each_pipeline_and_they_learn_the_same(tmp_path, monkeypatch):
-    monkeypatch.setenv("DPO_TUTOR_FORCE_NO_CUDA", "1")
+    set_switches(monkeypatch, no_cuda=True)
     # 200 real pairs: 3 steps of 32 are full batches in every pipeline (an epoch's short last batch is
     # averaged differently by 8 x 4 accumulation than by one batch of 32).
     data = str(shared_file("hh-rlhf", "harmless-base-test.jsonl.gz"))
@@ -79,7 +79,7 @@ def test_unknown_pipeline_is_one_clear_error(tmp_path):
 
 
 def test_the_commands_help_names_every_pipeline_the_engine_knows():
-    from dpo_tutor.engine.bench import PIPELINES
+    from dpo_tutor.benchmarks.bench import PIPELINES
 
     from dpo_tutor.commands.bench import DEFAULT_PIPELINES
 
@@ -90,29 +90,31 @@ def test_each_pipeline_starts_with_its_own_empty_dataset_cache(tmp_path, monkeyp
     import os
     import subprocess
 
-    from dpo_tutor.engine import bench
+    from dpo_tutor.benchmarks import bench
 
     seen = []
 
+    from dpo_tutor.engine.switches import Switches
+
     def fake_run(cmd, **kwargs):
-        folder = kwargs["env"]["DPO_TUTOR_DATASET_CACHE"]
+        folder = Switches.from_env(kwargs["env"]).dataset_cache_dir
         seen.append(folder)
         os.makedirs(folder)  # what a run leaves there
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.delenv("DPO_TUTOR_DATASET_CACHE", raising=False)
+    monkeypatch.delenv("DPO_TUTOR_SWITCHES", raising=False)
     monkeypatch.setattr(bench.subprocess, "run", fake_run)
     for key in ("trl-defaults", "ours-hf"):
         bench.run_pipeline(PIPELINES[key], out=tmp_path / key, common=[])
     assert len(set(seen)) == 2 and all(str(tmp_path) in s for s in seen)
     assert not any(os.path.exists(s) for s in seen)  # removed after each pipeline
-    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(tmp_path / "shared"))
+    set_switches(monkeypatch, dataset_cache_dir=tmp_path / "shared")
     bench.run_pipeline(PIPELINES["ours-hf"], out=tmp_path / "again", common=[])
     assert seen[-1] == str(tmp_path / "shared")  # the user's choice is kept
 
 
 def test_startup_breakdown_names_where_the_first_step_went():
-    from dpo_tutor.engine.bench import STARTUP_PARTS, startup_breakdown
+    from dpo_tutor.benchmarks.bench import STARTUP_PARTS, startup_breakdown
 
     events = [
         {"type": "run_started", "time": 10.0, "process_started": 2.0},
@@ -162,7 +164,7 @@ def test_the_runs_pairs_per_s_is_taken_over_several_steps(monkeypatch):
 
 
 def test_tokens_per_s_is_counted_over_the_same_steps_as_pairs_per_s():
-    from dpo_tutor.engine.bench import steady_tokens_rate
+    from dpo_tutor.benchmarks.bench import steady_tokens_rate
 
     # step 3 records a shape (left out with the step after it); 1,000 tokens a step, 0.25 s a step
     times = [0.0, 0.25, 0.5, 2.5, 2.51, 2.76, 3.01, 3.26]

@@ -75,4 +75,4 @@ def test_graph_shapes_counts_recordings_with_the_trainers_reuse_rule():
 
 def test_lean_imports_benchmark_times_both_ways_on_the_tiny_model():
     out = run_script("lean_imports", "--runs", "1")
-    assert "| all (DPO_TUTOR_LEAN_IMPORTS=0) | 1 |" in out and "| lean | 1 |" in out
+    assert "| all (lean_imports=0) | 1 |" in out and "| lean | 1 |" in out

@@ -1,11 +1,12 @@
-"""A second run of the same pairs reuses TRL's tokenized rows and reference log-probs (dataset_cache.py)."""
+"""A second run of the same pairs reuses TRL's tokenized rows and reference log-probs (pairs_cache.py)."""
 
 from __future__ import annotations
 
 import pytest
+from conftest import set_switches
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.events import read_events
-from dpo_tutor.engine.train import dataset_cache
+from dpo_tutor.engine.train import pairs_cache
 
 
 def tiny_config(**changes) -> TrainConfig:
@@ -31,7 +32,7 @@ def reference_passes(monkeypatch):
 
 
 def train(run_dir, config):
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     result = run_training(config, run_dir)
     assert result.state == "finished"
@@ -56,8 +57,8 @@ def test_other_rows_or_settings_score_the_reference_again(tmp_path, reference_pa
 
 
 def test_cache_off_keeps_datasets_in_memory(tmp_path, monkeypatch, reference_passes):
-    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", "off")
-    assert dataset_cache.location() is None
+    monkeypatch.setenv(pairs_cache.CAP_ENV, "off")
+    assert pairs_cache.location() is None
     train(tmp_path / "a", tiny_config())
     scored = len(reference_passes)
     train(tmp_path / "b", tiny_config())
@@ -69,13 +70,13 @@ def test_the_frozen_fingerprint_sees_frozen_weights_only():
 
     layer = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     layer[1].requires_grad_(False)
-    before = dataset_cache.frozen_fingerprint(layer)
+    before = pairs_cache.frozen_fingerprint(layer)
     with torch.no_grad():
         layer[0].weight.add_(1.0)  # trained part (an adapter's role): not the reference
-    assert dataset_cache.frozen_fingerprint(layer) == before
+    assert pairs_cache.frozen_fingerprint(layer) == before
     with torch.no_grad():
         layer[1].weight[1, 2] += 1e-3
-    assert dataset_cache.frozen_fingerprint(layer) != before
+    assert pairs_cache.frozen_fingerprint(layer) != before
 
 
 def test_a_large_tensor_is_sampled_not_copied_whole():
@@ -83,10 +84,10 @@ def test_a_large_tensor_is_sampled_not_copied_whole():
 
     big = torch.nn.Linear(200, 100)  # 20,000 values > SAMPLE
     big.requires_grad_(False)
-    before = dataset_cache.frozen_fingerprint(big)
+    before = pairs_cache.frozen_fingerprint(big)
     with torch.no_grad():
         big.weight.mul_(1.5)
-    assert dataset_cache.frozen_fingerprint(big) != before
+    assert pairs_cache.frozen_fingerprint(big) != before
 
 
 def test_a_tensor_of_more_than_2_to_the_24_values_is_sampled_to_its_last_value():
@@ -94,15 +95,15 @@ def test_a_tensor_of_more_than_2_to_the_24_values_is_sampled_to_its_last_value()
 
     module = torch.nn.Module()
     module.register_buffer("big", torch.zeros(2**24 + 3, dtype=torch.int8))  # float positions would overrun
-    before = dataset_cache.frozen_fingerprint(module)
+    before = pairs_cache.frozen_fingerprint(module)
     module.big[-1] = 1  # the last value is always in the sample
-    assert dataset_cache.frozen_fingerprint(module) != before
+    assert pairs_cache.frozen_fingerprint(module) != before
 
 
 def test_an_unwritable_cache_folder_falls_back_to_memory(tmp_path, monkeypatch, reference_passes):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(blocker / "datasets"))  # cannot be made
+    set_switches(monkeypatch, dataset_cache_dir=blocker / "datasets")  # cannot be made
     train(tmp_path / "a", tiny_config())
     assert reference_passes
 
@@ -125,30 +126,30 @@ def fake_entry(folder, name: str, megabytes: float, used: float):
 
 def test_prune_removes_the_least_recently_used_entries_until_the_cap_fits(tmp_path):
     now = 1_000_000.0
-    hour = dataset_cache.IN_USE_S
+    hour = pairs_cache.IN_USE_S
     oldest, oldest_lock = fake_entry(tmp_path, "default-aaa", 3, now - 30 * hour)
     middle, _ = fake_entry(tmp_path, "default-bbb", 3, now - 20 * hour)
     newest, _ = fake_entry(tmp_path, "default-ccc", 3, now - 10 * hour)
-    removed = dataset_cache.prune(tmp_path, cap=7 * 2**20, now=now)  # 9 MB held, 7 allowed: one goes
+    removed = pairs_cache.prune(tmp_path, cap=7 * 2**20, now=now)  # 9 MB held, 7 allowed: one goes
     assert removed == [oldest]
     assert not oldest.exists() and not oldest_lock.exists()
     assert middle.exists() and newest.exists()
-    assert dataset_cache.prune(tmp_path, cap=7 * 2**20, now=now) == []  # fits now
+    assert pairs_cache.prune(tmp_path, cap=7 * 2**20, now=now) == []  # fits now
 
 
 def test_prune_never_removes_an_entry_used_within_the_hour(tmp_path):
     now = 1_000_000.0
     busy, _ = fake_entry(tmp_path, "default-busy", 5, now - 60)
-    stale, _ = fake_entry(tmp_path, "default-stale", 1, now - 2 * dataset_cache.IN_USE_S)
-    assert dataset_cache.prune(tmp_path, cap=0, now=now) == [stale]
+    stale, _ = fake_entry(tmp_path, "default-stale", 1, now - 2 * pairs_cache.IN_USE_S)
+    assert pairs_cache.prune(tmp_path, cap=0, now=now) == [stale]
     assert busy.exists()
 
 
 def test_the_cap_reads_the_environment(monkeypatch):
-    monkeypatch.setenv(dataset_cache.CAP_ENV, "0.5")
-    assert dataset_cache.cap_bytes() == 2**29
-    monkeypatch.setenv(dataset_cache.CAP_ENV, "lots")  # not a number: the default, with a warning
-    assert dataset_cache.cap_bytes() == int(dataset_cache.DEFAULT_CAP_GB * 2**30)
+    monkeypatch.setenv(pairs_cache.CAP_ENV, "0.5")
+    assert pairs_cache.cap_bytes() == 2**29
+    monkeypatch.setenv(pairs_cache.CAP_ENV, "lots")  # not a number: the default, with a warning
+    assert pairs_cache.cap_bytes() == int(pairs_cache.DEFAULT_CAP_GB * 2**30)
 
 
 def age(entry, seconds: float) -> None:
@@ -162,13 +163,13 @@ def age(entry, seconds: float) -> None:
 
 def test_a_run_marks_the_entry_it_reuses_and_prunes_a_stale_one(tmp_path, monkeypatch, reference_passes):
     folder = tmp_path / "cache"
-    monkeypatch.setenv("DPO_TUTOR_DATASET_CACHE", str(folder))
+    set_switches(monkeypatch, dataset_cache_dir=folder)
     first = train(tmp_path / "a", tiny_config())
     (entry,) = (folder / "generator").iterdir()  # this run's pairs (no eval slice)
     scored = len(reference_passes)
     age(entry, 48 * 3600)  # last used two days ago...
     stale, _ = fake_entry(folder, "default-stale", 2, time_ago(72 * 3600))  # ...and an older one
-    monkeypatch.setenv(dataset_cache.CAP_ENV, "0")  # nothing fits: everything not in use goes
+    monkeypatch.setenv(pairs_cache.CAP_ENV, "0")  # nothing fits: everything not in use goes
     second = train(tmp_path / "b", tiny_config())
     assert not stale.exists()
     assert entry.exists()  # the run reusing it marked it used first

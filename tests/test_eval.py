@@ -276,14 +276,15 @@ def test_heldout_of_the_bundled_sample_is_rebuilt_like_training_splits_it():
     assert heldout == expected and info["heldout"] == len(expected) > 0
 
 
-def test_heldout_matches_the_training_drivers_split_with_a_row_limit():
+def test_heldout_matches_the_training_drivers_split_with_a_row_limit(tmp_path):
     from dpo_tutor.engine.config import TrainConfig
     from dpo_tutor.engine.data.render import to_trl_record
     from dpo_tutor.engine.evaluate import load_heldout
-    from dpo_tutor.engine.train import driver
+    from dpo_tutor.engine.switches import Switches
+    from dpo_tutor.engine.train.pairs import prepare_data
 
     config = TrainConfig(model="tiny", data="", max_pairs=20, eval_pairs=1000, eval_steps=5, seed=5)
     heldout, info = load_heldout(config)
-    _, _, eval_ds = driver._prepare_data(type("Run", (), {"config": config})())
+    _, _, eval_ds = prepare_data(config, preloaded=None, run_dir=tmp_path, world=1, switches=Switches.from_env())
     assert info["max_rows"] is not None
     assert [to_trl_record(t) for t in heldout] == eval_ds.to_list()

@@ -1,4 +1,4 @@
-"""The cheaper start-up passes (engine/train/fast_prep.py) must produce what TRL's do: the same token ids
+"""The cheaper start-up passes (engine/train/fast/fast_prep.py) must produce what TRL's do: the same token ids
 for every pair, and each row's own reference log-probs when the pairs are scored longest first."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from conftest import shared_file
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.events import read_events
-from dpo_tutor.engine.train import fast_prep
+from dpo_tutor.engine.train.fast import fast_prep
 
 
 def _real_pairs(count: int):
@@ -69,7 +69,7 @@ class _Columns(dict):
 
 
 def _run(tmp_path, name):
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     config = TrainConfig(model="tiny", max_steps=4, batch_size=4, grad_accum=1, max_length=512, learning_rate=5e-3,
                          beta=0.5, warmup_ratio=0.0, eval_steps=2, eval_pairs=6, save_steps=0, seed=3)

@@ -5,7 +5,7 @@
 | SIGKILL mid-run (detached run) | os.kill(pid, SIGKILL) + a torn last line + a half-written checkpoint | log readable, `dpo-tutor runs` says interrupted, `--resume` continues from the last complete checkpoint, no step logged twice |
 | Ctrl-C | SIGINT to the process group, as a terminal sends it | stopped event, complete checkpoint, adapter (safetensors), exit 0, nothing world-writable |
 | SIGTERM | SIGTERM to the process | the same |
-| CUDA out of memory | DPO_TUTOR_INJECT_OOM_AT_STEP, run started from the Train screen | failed with remedies, one line in the log, the UI notifies and keeps answering keys |
+| CUDA out of memory | the inject_oom_at_step switch, run started from the Train screen | failed with remedies, one line in the log, the UI notifies and keeps answering keys |
 | write failure while saving | RLIMIT_FSIZE (the OS refuses the adapter's bytes) | failed ("cannot write the run") with remedies, no adapter presented, no temp folder left |
 | run folder cannot be made | --runs-dir / --out below a file | one line, exit 2 |
 | no GPU / no Unsloth / no model / no data / no hub | flags and HF_HUB_OFFLINE | one line each, naming the offline fallbacks |
@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import record_notifications, start_tiny_run_from_form, steps_of
+from conftest import record_notifications, start_tiny_run_from_form, steps_of, switches_env
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive, run_info
-from dpo_tutor.engine.train.driver import checkpoint_complete
+from dpo_tutor.engine.train.artifacts import checkpoint_complete
 
 # A tiny run: the random model, short rows, one pair per step; fast enough on two CPU cores.
 TINY = ["--model", "tiny", "--batch-size", "2", "--grad-accum", "1", "--max-length", "64", "--lr", "5e-3",
@@ -191,7 +191,7 @@ async def test_injected_oom_fails_with_remedies_and_the_train_screen_stays_alive
     from dpo_tutor.tui.screens.train import TrainScreen
 
     runs = tmp_path / "runs"
-    for key, value in env(tmp_path, DPO_TUTOR_INJECT_OOM_AT_STEP="2").items():
+    for key, value in env(tmp_path, **switches_env(inject_oom_at_step=2)).items():
         monkeypatch.setenv(key, value)
     app = DpoTutorApp(AppContext(runs_dir=runs))  # the real engine: python -m dpo_tutor train
     notes = record_notifications(app)
@@ -312,7 +312,7 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path):
     blocker.write_text("not a folder\n", encoding="utf-8")
     for flags in (["--runs-dir", str(blocker / "runs")], ["--out", str(blocker / "run")]):
         proc = cli(["train", "--model", "tiny", "--max-steps", "1", *flags], tmp_path,
-                   DPO_TUTOR_FORCE_NO_CUDA="1")
+                   **switches_env(no_cuda=True))
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
         assert "Traceback" not in proc.stderr
@@ -326,7 +326,7 @@ def test_a_read_only_runs_folder_is_one_line(tmp_path):
     runs.chmod(0o555)
     try:
         proc = cli(["train", "--model", "tiny", "--max-steps", "1", "--runs-dir", str(runs)], tmp_path,
-                   DPO_TUTOR_FORCE_NO_CUDA="1")
+                   **switches_env(no_cuda=True))
     finally:
         runs.chmod(0o755)
     lines = proc.stderr.strip().splitlines()
@@ -356,7 +356,7 @@ def test_a_missing_piece_of_the_environment_is_one_line_with_the_fallback(case, 
     runs = tmp_path / "runs"
     if args[0] == "train":
         args = [*args, "--runs-dir", str(runs)]
-    proc = cli(args, tmp_path, DPO_TUTOR_FORCE_NO_CUDA="1")
+    proc = cli(args, tmp_path, **switches_env(no_cuda=True))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
@@ -367,7 +367,8 @@ def test_a_missing_piece_of_the_environment_is_one_line_with_the_fallback(case, 
 
 def test_unsloth_not_installed_is_one_line_with_the_fallback():
     from dpo_tutor.engine.errors import UserError
-    from dpo_tutor.engine.train.backend import select_backend, unsloth_installed
+    from dpo_tutor.engine.train.machine import unsloth_installed
+    from dpo_tutor.engine.train.plan import select_backend
 
     if unsloth_installed():
         pytest.skip("Unsloth is installed here")
@@ -393,8 +394,8 @@ def test_the_default_model_falls_back_to_the_bundled_gguf_when_offline(monkeypat
 
 
 def test_write_failures_are_recognised_however_the_writer_wraps_them():
-    """What the run reports as "cannot write the run" (engine/safety.py's is_write_error)."""
-    from dpo_tutor.engine.safety import is_write_error
+    """What the run reports as "cannot write the run" (engine/preflight.py's is_write_error)."""
+    from dpo_tutor.engine.preflight import is_write_error
 
     if Path("/dev/full").is_char_device():  # a real ENOSPC from the OS (where /dev/full is the device)
         with pytest.raises(OSError) as caught:

@@ -9,16 +9,17 @@ runs the same step eagerly. The recording itself is checked on the GPU (BENCHMAR
 from __future__ import annotations
 
 import pytest
+from conftest import set_switches
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.events import read_events
-from dpo_tutor.engine.train import graphed_step
+from dpo_tutor.engine.train.fast import graphed_step
 
 METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "logps/chosen", "logps/rejected",
            "entropy", "mean_token_accuracy", "logits/chosen", "grad_norm")
 
 
 def _run(tmp_path, name, **changes):
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     settings = dict(
         model="tiny", max_steps=6, batch_size=4, grad_accum=2, max_length=512, learning_rate=5e-3, beta=0.5,
@@ -49,8 +50,7 @@ LOSSES = {  # each loss a recorded step computes, as TRL's step computes it
 def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed, loss):
     recipe = LOSSES[loss]
     plain = _run(tmp_path, "plain", **recipe)
-    monkeypatch.setenv("DPO_TUTOR_PACK", "1" if packed else "0")
-    monkeypatch.setattr(graphed_step, "wanted", lambda *a, **k: True)  # as on a CUDA GPU
+    set_switches(monkeypatch, pack=packed, force_graphs=True)  # force_graphs: as on a CUDA GPU
     monkeypatch.setattr(graphed_step, "BUCKET", 16)  # the bundled sample's pairs are short: several shapes
     recorded = []
     original = graphed_step.StepGraphs.step
@@ -60,7 +60,7 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
         return original(self, batch, scale)
 
     monkeypatch.setattr(graphed_step.StepGraphs, "step", counting)
-    from dpo_tutor.engine.train import lagged_log as trainer_module
+    from dpo_tutor.engine.train.fast import lagged_log as trainer_module
 
     written = []  # (the step a log is of, the step the trainer is at when it is written)
     original_log = trainer_module._LaggedLog.__init__
@@ -125,25 +125,33 @@ def test_bucket_lengths():
 
 
 def test_graphs_are_wanted_only_for_hf_on_a_gpu():
-    assert graphed_step.wanted("auto", backend="hf", cuda=True, compiled=False)
-    assert not graphed_step.wanted("off", backend="hf", cuda=True, compiled=False)
-    assert not graphed_step.wanted("auto", backend="unsloth", cuda=True, compiled=False)
-    assert not graphed_step.wanted("auto", backend="hf", cuda=False, compiled=False)
-    assert not graphed_step.wanted("auto", backend="hf", cuda=True, compiled=True)
+    from dpo_tutor.engine.train.plan import graphs_decision
+
+    def wanted(mode, *, backend, cuda, compiled, world=1):
+        return graphs_decision(TrainConfig(cuda_graphs=mode), backend=backend, cuda=cuda, compiled=compiled,
+                               world=world)[0]
+
+    assert wanted("auto", backend="hf", cuda=True, compiled=False)
+    assert not wanted("off", backend="hf", cuda=True, compiled=False)
+    assert not wanted("auto", backend="unsloth", cuda=True, compiled=False)
+    assert not wanted("auto", backend="hf", cuda=False, compiled=False)
+    assert not wanted("auto", backend="hf", cuda=True, compiled=True)
+    assert not wanted("auto", backend="hf", cuda=True, compiled=False, world=2)
 
 
 def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
     from types import SimpleNamespace
 
     from dpo_tutor.engine.models import build_tiny_model
+    from dpo_tutor.engine.train.plan import recipe_allows_graphs
     from peft import LoraConfig, get_peft_model
 
-    assert graphed_step.recipe_allows(TrainConfig())
+    assert recipe_allows_graphs(TrainConfig())
     for recipe in LOSSES.values():
-        assert graphed_step.recipe_allows(TrainConfig(**recipe)), recipe
+        assert recipe_allows_graphs(TrainConfig(**recipe)), recipe
     for change in ({"loss_type": "hinge"}, {"precompute_ref": False}, {"lora_dropout": 0.1}, {"compile": "on"},
                    {"cuda_graphs": "off"}):
-        assert not graphed_step.recipe_allows(TrainConfig(**change)), change
+        assert not recipe_allows_graphs(TrainConfig(**change)), change
 
     def trainer(**lora):
         model, _ = build_tiny_model()

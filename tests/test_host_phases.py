@@ -1,4 +1,5 @@
-"""The developer's host-phase timer (DPO_TUTOR_HOST_PHASES) and the measurement knobs of recorded steps."""
+"""The benchmarks' host-phase timer (benchmarks/host_phases.py, attached to a run from outside) and the
+measurement switches of recorded steps."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from dpo_tutor.engine.train import graphed_step
-from dpo_tutor.engine.train.host_phases import HostPhases
+from conftest import switches_env
+from dpo_tutor.benchmarks.host_phases import HostPhases
+from dpo_tutor.engine.switches import Switches
+from dpo_tutor.engine.train.fast import graphed_step
 
 
 def test_host_phases_time_the_outermost_call_per_step(tmp_path):
@@ -35,10 +38,11 @@ def test_host_phases_time_the_outermost_call_per_step(tmp_path):
 
 def test_a_tiny_run_writes_the_host_phase_table_with_dataloader_workers(tmp_path):
     out = tmp_path / "phases.md"
-    env = {**os.environ, "DPO_TUTOR_HOST_PHASES": str(out), "DPO_TUTOR_DATALOADER_WORKERS": "1",
+    env = {**os.environ, **switches_env(dataloader_workers=1),
            "DPO_TUTOR_RUNS_DIR": str(tmp_path), "DPO_TUTOR_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [sys.executable, "-m", "dpo_tutor", "train", "--model", "tiny", "--max-steps", "6", "--batch-size", "4",
+        [sys.executable, "-m", "dpo_tutor.benchmarks.measured_train", "--host-phases", str(out), "--",
+         "--model", "tiny", "--max-steps", "6", "--batch-size", "4",
          "--max-length", "64", "--eval-steps", "0", "--save-steps", "0", "--out", str(tmp_path / "run"), "--quiet"],
         capture_output=True, text=True, env=env, timeout=300,
     )
@@ -50,13 +54,11 @@ def test_a_tiny_run_writes_the_host_phase_table_with_dataloader_workers(tmp_path
 
 
 @pytest.mark.parametrize(("value", "expected"), [("", 30), ("1", 30), ("0.5", 15), ("0", 0), ("2", 30), ("x", 30)])
-def test_checkpointed_layers_follow_the_fraction(monkeypatch, value, expected):
-    monkeypatch.setenv("DPO_TUTOR_CHECKPOINT_FRACTION", value)
-    assert graphed_step.checkpointed_layers(30) == expected
+def test_checkpointed_layers_follow_the_fraction(value, expected):
+    fraction = Switches.parse(f"checkpoint_fraction={value}" if value else "").checkpoint_fraction
+    assert graphed_step.checkpointed_layers(30, fraction) == expected
 
 
-def test_only_the_first_shape_is_warmed_up_unless_asked(monkeypatch):
-    monkeypatch.delenv("DPO_TUTOR_GRAPH_WARMUP", raising=False)
-    assert not graphed_step.warm_each_shape()
-    monkeypatch.setenv("DPO_TUTOR_GRAPH_WARMUP", "each")
-    assert graphed_step.warm_each_shape()
+def test_only_the_first_shape_is_warmed_up_unless_asked():
+    assert not Switches().graph_warmup_each and not graphed_step.StepGraphs.__dataclass_fields__["warm_each"].default
+    assert Switches.parse("graph_warmup_each=1").graph_warmup_each

@@ -1,4 +1,4 @@
-"""A hf training run leaves out the optional packages it never uses (engine/train/lean_imports.py): they
+"""A hf training run leaves out the optional packages it never uses (engine/train/backends/lean_imports.py): they
 read as not installed for the run's life, and the installed distributions are listed once."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from dpo_tutor.engine.train import lean_imports
+from conftest import switches_env
+from dpo_tutor.engine.switches import Switches
+from dpo_tutor.engine.train.backends import lean_imports
 
 FAKES = ("sklearn", "torchao", "bitsandbytes")
 
@@ -58,11 +60,10 @@ def test_lean_lists_the_distributions_once(monkeypatch):
     assert importlib.metadata.packages_distributions is listing  # put back
 
 
-def test_the_knob_turns_it_off(tmp_path, monkeypatch):
+def test_the_switch_turns_it_off(tmp_path, monkeypatch):
     site = _fake_packages(tmp_path, tmp_path)
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv(lean_imports.ENV, "0")
-    with lean_imports.lean(["sklearn"]) as hidden:
+    with lean_imports.lean(["sklearn"], enabled=Switches.parse("lean_imports=0").lean_imports) as hidden:
         assert hidden == []
         assert importlib.util.find_spec("sklearn") is not None
 
@@ -102,13 +103,12 @@ def test_a_hf_run_never_imports_them(tmp_path):
     site = _fake_packages(tmp_path, marks)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
            "DPO_TUTOR_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop(lean_imports.ENV, None)
     lean = _train(tmp_path, "lean", env)
     assert lean.returncode == 0, lean.stderr[-2000:]
     assert sorted(p.name for p in marks.iterdir()) == []  # none was even tried
     started = json.loads((tmp_path / "lean" / "events.jsonl").read_text().splitlines()[0])
     assert started["imports_left_out"] == list(FAKES)
     # The control: without it the libraries import them (and here fail on the stand-ins)
-    off = _train(tmp_path, "off", {**env, lean_imports.ENV: "0"})
+    off = _train(tmp_path, "off", {**env, **switches_env(lean_imports=False)})
     assert off.returncode != 0
     assert {p.name for p in marks.iterdir()} & set(FAKES)

@@ -21,6 +21,8 @@ from dpo_tutor.engine.errors import UserError
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import run_info
 from dpo_tutor.engine.train import launch
+from dpo_tutor.engine.train.machine import process_devices
+from dpo_tutor.engine.train.plan import backend_for_processes
 
 TRAIN = ["--model", "tiny", "--batch-size", "2", "--grad-accum", "1", "--max-length", "64", "--lr", "5e-3",
          "--quiet"]
@@ -65,18 +67,18 @@ def test_process_roles_from_the_environment():
     plain: dict[str, str] = {}
     assert not launch.launched_worker(plain) and launch.launcher_pid(plain) is None
     assert launch.world_size(plain) == 1 and launch.is_main_process(plain)
-    assert launch.process_devices(2, cuda=False) == ["cpu", "cpu"]
+    assert process_devices(2, cuda=False) == ["cpu", "cpu"]
 
 
 def test_unsloth_falls_back_to_hf_for_several_processes():
-    choice, note = launch.choose_backend("unsloth", 2, cuda=True)
+    choice, note = backend_for_processes("unsloth", 2, cuda=True)
     assert choice.name == "hf" and "one GPU" in choice.reason and "2 processes" in note
-    choice, note = launch.choose_backend("auto", 2, cuda=True)
+    choice, note = backend_for_processes("auto", 2, cuda=True)
     assert choice.name == "hf" and "Unsloth trains on one" in note
-    choice, note = launch.choose_backend("auto", 2, cuda=False)
+    choice, note = backend_for_processes("auto", 2, cuda=False)
     assert choice.name == "hf" and note == ""
     with pytest.raises(UserError, match="unknown backend"):
-        launch.choose_backend("tpu", 2, cuda=False)
+        backend_for_processes("tpu", 2, cuda=False)
 
 
 def test_gpu_count_checks():

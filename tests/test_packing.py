@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from dpo_tutor.engine.train import graphed_step, packing
+from dpo_tutor.engine.train.fast import graphed_step, packing
 
 HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 
@@ -15,7 +15,7 @@ HH = Path(__file__).resolve().parents[2] / "shared" / "data" / "hh-rlhf" / "harm
 @pytest.fixture(scope="module")
 def tiny():
     from dpo_tutor.engine.models import build_tiny_model
-    from dpo_tutor.engine.train import cpu_logprob
+    from dpo_tutor.engine.train.backends import cpu_logprob
     from peft import LoraConfig, get_peft_model
 
     cpu_logprob.install()  # TRL's log-prob kernel needs Triton; a CPU-only torch gets the stand-in

@@ -24,7 +24,7 @@ import pytest
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.errors import ModelError
 from dpo_tutor.engine.models import resolve_model
-from dpo_tutor.engine.safety import check_model_files, preflight
+from dpo_tutor.engine.preflight import check_model_files, preflight
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_LLAMA_CONFIG = {
@@ -266,7 +266,7 @@ def test_run_folders_and_report_caches_are_not_world_writable(tmp_path, monkeypa
 
 def test_caches_live_under_the_users_home(tmp_path, monkeypatch):
     from dpo_tutor.engine.data import cache as data_cache
-    from dpo_tutor.engine.models import cache_dir
+    from dpo_tutor.engine.paths import user_cache_dir as cache_dir
     from dpo_tutor.engine.runs import default_runs_dir
 
     monkeypatch.delenv("DPO_TUTOR_CACHE_DIR", raising=False)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import pid_alive
-from dpo_tutor.engine.train.backend import gpu_visible
+from dpo_tutor.engine.train.machine import gpu_visible
 from tmux_driver import Tmux, tmux_available
 
 pytestmark = pytest.mark.skipif(not tmux_available(), reason="tmux is not installed (CI installs it: apt-get install tmux)")

@@ -8,9 +8,10 @@ import sys
 import time
 
 import pytest
+from conftest import set_switches, switches_env
 from dpo_tutor.engine.errors import UserError
 from dpo_tutor.engine.events import read_events
-from dpo_tutor.engine.train.backend import select_backend
+from dpo_tutor.engine.train.plan import select_backend
 
 
 def test_auto_picks_hf_on_cpu_and_says_why():
@@ -47,7 +48,7 @@ def test_cli_backend_unsloth_on_this_machine(tmp_path):
         [sys.executable, "-m", "dpo_tutor", "train", "--model", "tiny", "--backend", "unsloth",
          "--runs-dir", str(tmp_path / "runs")],
         check=False, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "DPO_TUTOR_FORCE_NO_CUDA": "1"},
+        env={**os.environ, **switches_env(no_cuda=True)},
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -98,8 +99,8 @@ def test_detach_prints_the_run_folder_at_once_and_the_run_finishes(tmp_path):
 def test_cli_and_engine_imports_stay_light():
     code = (
         "import sys; import dpo_tutor.cli as c; c.build_parser(); "
-        "import dpo_tutor.engine.runs, dpo_tutor.engine.models, dpo_tutor.engine.train.backend; "
-        "import dpo_tutor.engine.train.driver, dpo_tutor.engine.train.unsloth_backend; "
+        "import dpo_tutor.engine.runs, dpo_tutor.engine.models, dpo_tutor.engine.train.machine; "
+        "import dpo_tutor.engine.train.run, dpo_tutor.engine.train.plan, dpo_tutor.engine.train.backends.unsloth; "
         "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'unsloth', 'datasets') if m in sys.modules]; "
         "print(heavy)"
     )
@@ -148,8 +149,9 @@ def test_unsloth_backend_wiring_with_a_stand_in(tmp_path, monkeypatch):
     import json
 
     from dpo_tutor.engine.models import build_tiny_model
-    from dpo_tutor.engine.train import driver
-    from dpo_tutor.engine.train.backend import BackendChoice
+    from dpo_tutor.engine.train import plan
+    from dpo_tutor.engine.train.plan import BackendChoice
+    from dpo_tutor.engine.train.run import run_training
 
     model, tok = build_tiny_model()
     model.save_pretrained(tmp_path / "base")
@@ -157,15 +159,15 @@ def test_unsloth_backend_wiring_with_a_stand_in(tmp_path, monkeypatch):
     calls: dict = {}
     monkeypatch.setitem(sys.modules, "unsloth", _fake_unsloth(calls))
     monkeypatch.delenv("UNSLOTH_DISABLE_CPU_FALLBACK", raising=False)
-    from dpo_tutor.engine.train.cpu_logprob import CpuChunkedLogProb
+    from dpo_tutor.engine.train.backends.cpu_logprob import CpuChunkedLogProb
     from trl.trainer import utils
 
     # Real Unsloth routes TRL's fused LM head to its own CUDA kernel; on this CPU the stand-in does it.
     monkeypatch.setattr(utils, "_ChunkedLogProbFunction", CpuChunkedLogProb)
-    monkeypatch.setattr(driver, "select_backend", lambda requested, **_: BackendChoice("unsloth", "test stand-in"))
+    monkeypatch.setattr(plan, "select_backend", lambda requested, **_: BackendChoice("unsloth", "test stand-in"))
     config = smoke_config(model=str(tmp_path / "base"), max_steps=3, eval_steps=0, save_steps=0,
                           gradient_checkpointing=True, compile="on")
-    result = driver.run_training(config, tmp_path / "run")
+    result = run_training(config, tmp_path / "run")
     events = read_events(tmp_path / "run")
     assert result.state == "finished", events[-1]
     assert events[0]["backend"] == "unsloth" and events[0]["versions"]["unsloth"] == "0-fake"
@@ -187,7 +189,7 @@ def test_unsloth_backend_wiring_with_a_stand_in(tmp_path, monkeypatch):
 
 def test_merge_writes_a_plain_transformers_model(tmp_path):
     import torch
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
     from transformers import AutoModelForCausalLM
 
     result = run_training(smoke_config(max_steps=2, eval_steps=0, save_steps=0, merge=True), tmp_path / "run")
@@ -199,9 +201,9 @@ def test_merge_writes_a_plain_transformers_model(tmp_path):
 
 
 def test_gpu_visible_reads_the_driver_without_torch(tmp_path, monkeypatch):
-    from dpo_tutor.engine.train.backend import gpu_visible
+    from dpo_tutor.engine.train.machine import gpu_visible
 
-    monkeypatch.delenv("DPO_TUTOR_FORCE_NO_CUDA", raising=False)
+    monkeypatch.delenv("DPO_TUTOR_SWITCHES", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert not gpu_visible(str(tmp_path))  # nothing there
     (tmp_path / "proc" / "driver" / "nvidia" / "gpus" / "0000:01:00.0").mkdir(parents=True)
@@ -209,5 +211,5 @@ def test_gpu_visible_reads_the_driver_without_torch(tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # hidden, as torch would see it
     assert not gpu_visible(str(tmp_path))
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    monkeypatch.setenv("DPO_TUTOR_FORCE_NO_CUDA", "1")
+    set_switches(monkeypatch, no_cuda=True)
     assert not gpu_visible(str(tmp_path))

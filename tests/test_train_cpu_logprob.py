@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dpo_tutor.engine.train import cpu_logprob
-from dpo_tutor.engine.train.cpu_logprob import CpuChunkedLogProb
+from dpo_tutor.engine.train.backends import cpu_logprob
+from dpo_tutor.engine.train.backends.cpu_logprob import CpuChunkedLogProb
 
 ALL = ("entropy", "log_sum_sq_probs", "mean_logits", "is_top1")
 

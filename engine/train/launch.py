@@ -2,7 +2,7 @@
 
 With N > 1 the train command does not train in its own process: it re-runs itself under `accelerate
 launch` (torchrun underneath) as N processes, rank 0..N-1, one per GPU, and waits for them. Each runs
-the normal training path (driver.run_training); TRL's DPOTrainer gathers its metrics across them, and
+the normal training path (run.run_training); TRL's DPOTrainer gathers its metrics across them, and
 only rank 0 writes the run folder (events.jsonl, config.toml, adapter; checkpoints are the Trainer's
 own coordinated saves). On a machine without CUDA the processes use the gloo backend on CPU (for tests
 and classrooms); accelerate's `--cpu` flag would start a single process there unless MPI is installed,
@@ -28,17 +28,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .backend import BackendChoice, select_backend
 
 NO_MULTICAST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
 LAUNCHER_PID_ENV = "DPO_TUTOR_LAUNCHER_PID"
-SHARED_DIR_ENV = "DPO_TUTOR_SHARED_DIR"  # a scratch folder the processes share (datasets' cache), removed at the end
+SHARED_DIR = ".ranks-cache"  # in the run folder: the datasets' cache the processes share, removed at the end
 SHUTDOWN_TIMEOUT_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
 SHUTDOWN_TIMEOUT_S = 120
 
@@ -97,15 +95,6 @@ def pin_one_gpu(environ: MutableMapping[str, str] | None = None) -> str | None:
     return env["CUDA_VISIBLE_DEVICES"]
 
 
-def process_devices(world: int, cuda: bool) -> list[str]:
-    """The device each rank trains on (one host: rank r uses cuda:r), for the run_started event."""
-    if not cuda:
-        return ["cpu"] * world
-    import torch
-
-    return [f"cuda:{r} ({torch.cuda.get_device_name(r)})" for r in range(world)]
-
-
 def allow_indexed_cpu_locations() -> None:
     """Let torch.load map storages to "cpu:N", the device the Trainer names on multi-process CPU runs.
 
@@ -127,21 +116,6 @@ def allow_indexed_cpu_locations() -> None:
 
 
 _CPU_LOCATIONS_REGISTERED = False
-
-
-def choose_backend(requested: str, world: int, *, cuda: bool | None = None) -> tuple[BackendChoice, str]:
-    """The backend for `world` processes, and a one-line note when Unsloth was set aside ('' otherwise).
-
-    Unsloth trains on one GPU: with several processes an explicit `--backend unsloth` falls back to hf
-    (said in one line, and in backend_reason) instead of failing.
-    """
-    requested = (requested or "auto").lower()
-    if world > 1 and requested == "unsloth":
-        reason = f"asked for unsloth, but Unsloth trains on one GPU: hf through accelerate on {world} processes"
-        return BackendChoice("hf", reason), f"--backend unsloth trains on one GPU; using hf for {world} processes"
-    choice = select_backend(requested, cuda=cuda, gpus=world)
-    note = choice.reason if world > 1 and requested == "auto" and "Unsloth" in choice.reason else ""
-    return choice, note
 
 
 # ---- the launch command -----------------------------------------------------------------------
@@ -210,11 +184,10 @@ def run_launch(plan: LaunchPlan, run_dir: Path) -> int:
     from ..events import read_events
 
     before = len(read_events(run_dir))
-    shared = tempfile.mkdtemp(prefix="dpo-tutor-ranks-")
     try:
-        return _run_and_wait(plan, run_dir, before, {**plan.env, SHARED_DIR_ENV: shared})
+        return _run_and_wait(plan, run_dir, before, plan.env)
     finally:
-        shutil.rmtree(shared, ignore_errors=True)
+        shutil.rmtree(run_dir / SHARED_DIR, ignore_errors=True)  # the datasets' cache the processes shared
 
 
 def _run_and_wait(plan: LaunchPlan, run_dir: Path, before: int, env: dict[str, str]) -> int:

@@ -2,8 +2,7 @@
 
 With logging_steps=1 the Trainer reads each step's loss and gradient norm (`.item()`) right after
 launching its optimizer step: the host waits for the GPU to finish, and the GPU then waits while the host
-logs, fetches and collates the next batch and launches it (47-49 ms a step on the lent H200,
-BENCHMARKS.md seventh round). Here the values are copied to the host asynchronously and written at the
+logs, fetches and collates the next batch and launches it. Here the values are copied to the host asynchronously and written at the
 next step's log, once that step is queued: the GPU always has a step to run. The same values, the same
 step numbers. Only while steps are replayed as CUDA graphs (`step_graphs`), whose statistics stay on the
 GPU until read; TRL's eager step reads its own at once anyway.
@@ -13,16 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-from .knobs import switched_on
-
-LOG_LAG_ENV = "DPO_TUTOR_LOG_LAG"  # "0": recorded steps' values are read at their own step (waits for the GPU)
-
-
-def log_lag() -> bool:
-    """Whether a recorded step's logged values are read one step later, once the GPU is past them,
-    instead of at once (a wait for the GPU with nothing queued behind it). Default on."""
-    return switched_on(LOG_LAG_ENV)
 
 
 @dataclass
@@ -44,13 +33,14 @@ class _LaggedLog:
 
 
 class LaggedLogs:
-    """Overrides of transformers' Trainer for lagged logs; expects `step_graphs` and `pending_stats`."""
+    """Overrides of transformers' Trainer for lagged logs; expects `step_graphs`, `pending_stats` and
+    `options.log_lag` (off: a recorded step's values are read at its own step, a wait for the GPU)."""
 
     _lagged: _LaggedLog | None = None
 
     def _maybe_log_save_evaluate(self, tr_loss, grad_norm, model, trial, epoch, ignore_keys_for_eval,
                                  start_time, learning_rate=None):
-        lag = self.step_graphs is not None and log_lag()
+        lag = self.step_graphs is not None and self.options.log_lag
         if lag and self.control.should_log and self.state.global_step > self._globalstep_last_logged:
             previous = self._lagged
             self._lagged = self._capture_log(tr_loss, grad_norm, start_time, learning_rate)

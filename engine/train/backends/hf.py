@@ -9,19 +9,20 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..config import TrainConfig
-from ..models import ModelSource, load_model_and_tokenizer
+from ...config import TrainConfig
+from ...models import ModelSource, load_model_and_tokenizer
 
 NAME = "hf"
 
 
-def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.ExitStack) -> dict[str, Any]:
+def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.ExitStack, *,
+            lean_imports: bool = True) -> dict[str, Any]:
     """Import the stack, for the run's life without the optional packages it never uses
-    (lean_imports.py); return notes for the run_started event."""
+    (lean_imports.py; lean_imports False: all of them); return notes for the run_started event."""
     from . import cpu_logprob
     from .lean_imports import hidden_for_hf, import_hf_stack, lean
 
-    left_out = run_scope.enter_context(lean(hidden_for_hf(config.optim, source)))
+    left_out = run_scope.enter_context(lean(hidden_for_hf(config.optim, source), enabled=lean_imports))
     import_hf_stack()
     notes: dict[str, Any] = {"cpu_logprob": cpu_logprob.install()}
     if left_out:

@@ -9,20 +9,13 @@ kernels on a GPU instead of a masked kernel (cuDNN or memory-efficient attention
 and expanded every step), and transformers builds no 4-D mask at all.
 
 Only while `active()` is entered (the trainer's loss and its reference pass, whose batches come from
-that collator): generation and evaluation elsewhere pad on the left and keep their masks. Off with
-DPO_TUTOR_PADDING_MASK=keep (how the benchmarks measure it).
+that collator): generation and evaluation elsewhere pad on the left and keep their masks. The
+`drop_padding_mask` switch turns it off (how the benchmarks measure it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-
-ENV = "DPO_TUTOR_PADDING_MASK"
-
-
-def enabled() -> bool:
-    return os.environ.get(ENV, "").strip().lower() != "keep"
 
 
 def decoder_stack(model):

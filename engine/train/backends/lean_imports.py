@@ -1,28 +1,23 @@
 """A training run without the imports it never uses: part of the time from `train` to the first step.
 
-Why ours: on the lent H200 host the imports were the largest part of the time from `train` to the
-first logged step (8.0-12.3 s of 14.5-17.3 s, BENCHMARKS.md eighth round), and `python -X importtime`
-there showed about a third of them spent on things a hf run of a dense model never touches:
+Why ours: the imports are the largest part of a run's start-up, and about a third of them go to things
+a hf run of a dense model never touches:
 
 - `importlib.metadata.packages_distributions()`, a walk over every installed distribution's file
-  list. transformers and TRL each call it when imported (0.82 s and 0.84 s there): inside `lean()` it
-  is computed once and the answer reused.
+  list, which transformers and TRL each call when imported: inside `lean()` it is computed once and the
+  answer reused.
 - Optional packages that transformers and PEFT import as soon as they are installed: scikit-learn
-  (transformers' assisted generation imports `roc_curve`, with scipy: 1.4 s there), bitsandbytes
-  (PEFT's helpers, and PEFT's LoRA layer dispatch when it wraps the model: 0.9 s) and torchao
-  (transformers' torchao quantizer, PEFT's dispatch: 0.5 s). A hf run of a dense model with a plain
-  optimizer uses none of them. For the run's life they read as not installed (`sys.modules[name] =
-  None`: `importlib.util.find_spec` answers None and an import raises ImportError, which is how these
+  (transformers' assisted generation), bitsandbytes (PEFT's helpers and LoRA dispatch) and torchao
+  (transformers' torchao quantizer, PEFT's dispatch). A hf run of a dense model with a plain optimizer
+  uses none of them. For the run's life they read as not installed (`sys.modules[name] = None`:
+  `importlib.util.find_spec` answers None and an import raises ImportError, which is how these
   libraries test for them). A run that asks for the 8-bit optimizer keeps bitsandbytes; a checkpoint
   that is quantized, or one whose config cannot be read before loading (a hub model not downloaded
   yet), keeps them all; Unsloth keeps them all (it needs bitsandbytes, and patches the stack itself).
 
-Measured on one lent H200, one process each on the same machine: imports 9.2 -> 6.1 s, first logged
-step 15.3 -> 11.2 s (BENCHMARKS.md, ninth round).
-
 When the run ends (the context closes) a later `import sklearn` in the same process works again; what
 the libraries decided meanwhile stays decided (transformers caches its availability checks), so only a
-process that trains uses this. `DPO_TUTOR_LEAN_IMPORTS=0` turns it off (a measurement knob).
+process that trains uses this. The `lean_imports` switch turns it off (switches.py).
 """
 
 from __future__ import annotations
@@ -35,7 +30,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-ENV = "DPO_TUTOR_LEAN_IMPORTS"
 # What a hf run of a dense model never uses, and who imports it when installed.
 UNUSED_BY_HF = {
     "sklearn": "transformers' assisted generation (roc_curve)",
@@ -45,12 +39,10 @@ UNUSED_BY_HF = {
 
 
 @contextlib.contextmanager
-def lean(hide: Iterable[str] = ()) -> Iterator[list[str]]:
+def lean(hide: Iterable[str] = (), *, enabled: bool = True) -> Iterator[list[str]]:
     """Inside: `packages_distributions()` computed once, and the packages in `hide` that are installed but
     not imported yet read as not installed. Yields the names hidden."""
-    from .knobs import switched_on
-
-    if not switched_on(ENV):
+    if not enabled:
         yield []
         return
     import importlib.metadata as metadata

@@ -2,7 +2,7 @@
 
 Why: a step of the 135M model is thousands of small kernels launched one by one from Python (PEFT's
 LoRA layers, RMSNorm, RoPE, autograd), and the GPU waits on that Python most of the time
-(BENCHMARKS.md: ~60-190 ms of GPU work in a 300-400 ms step). A CUDA graph records every kernel of
+(a small share of a step is GPU work). A CUDA graph records every kernel of
 a micro-step once and replays them with one launch: forward through the LoRA model (gradient
 checkpointing as configured), TRL's chunked log-prob kernel, the preference loss, the backward pass,
 and the accumulation of each gradient into its parameter's `.grad`.
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,8 +42,8 @@ from .packing import PAD as PAD_BRANCH
 
 BUCKET = 64  # padded lengths are multiples of this: few shapes (few recordings), little padding
 # A packed batch replays a recorded shape whose rows are at most this much longer (and whose answer
-# slots at most ROOMIER_SLOTS x as many) instead of recording its own: on the real pairs' 128-step run,
-# 21 -> 14 recordings over 128 steps for 0.7 % more row tokens (benchmarks/graph_shapes.py, real pairs).
+# slots at most ROOMIER_SLOTS x as many) instead of recording its own: fewer recordings for a little
+# more padding (benchmarks/graph_shapes.py counts both on real pairs).
 ROOMIER_ROWS = 1.125
 ROOMIER_SLOTS = 2.0
 
@@ -93,27 +92,11 @@ def bucket_length(length: int, max_length: int) -> int:
     return max(length, min(padded, max_length)) if max_length > 0 else padded
 
 
-def recipe_allows(config: Any) -> bool:
-    """Whether a TrainConfig's recipe is one a recorded step computes (the model is checked later,
-    `unsupported_reason`): what `auto` weighs when it picks the backend and whether to compile."""
-    return (
-        config.cuda_graphs == "auto" and config.loss_type in GRAPHED_LOSSES and config.precompute_ref
-        and config.lora_dropout == 0 and config.compile != "on"
-    )
-
-
-def wanted(mode: str, *, backend: str, cuda: bool, compiled: bool, world: int = 1) -> bool:
-    """Whether a run asks for recorded steps: `cuda_graphs` auto on one CUDA GPU with the hf backend
-    (Unsloth runs its own compiled kernels; compiled layers would record a compiler's wrapper; with
-    several processes a replay would skip the gradient all-reduce that DDP hooks into each step)."""
-    return mode == "auto" and cuda and backend == "hf" and not compiled and world == 1
-
-
 def unsupported_reason(trainer: Any) -> str | None:
     """Why this trainer's steps cannot be graphed (None: they can). Readable on a CPU too."""
     import torch
 
-    from .compile import decoder_layers
+    from .compiled_layers import decoder_layers
 
     loss_types = list(getattr(trainer, "loss_types", None) or [])
     weights = list(getattr(trainer, "loss_weights", None) or [1.0] * len(loss_types))
@@ -345,27 +328,15 @@ def _no_checkpoint(function, *args, **kwargs):
     return function(*args, **kwargs)
 
 
-def checkpointed_layers(count: int) -> int:
+def checkpointed_layers(count: int, fraction: float = 1.0) -> int:
     """How many of `count` decoder layers (the first ones) recompute their activations in the
-    backward pass: all of them, or the fraction DPO_TUTOR_CHECKPOINT_FRACTION says (a measurement
-    knob: each layer left out trades its activations' memory for one less forward pass)."""
-    value = os.environ.get("DPO_TUTOR_CHECKPOINT_FRACTION", "")
-    try:
-        fraction = min(1.0, max(0.0, float(value))) if value else 1.0
-    except ValueError:
-        fraction = 1.0
-    return round(fraction * count)
-
-
-def warm_each_shape() -> bool:
-    """Whether every new shape runs eagerly before it is recorded (DPO_TUTOR_GRAPH_WARMUP=each), or only
-    the first (the default: later shapes are recorded straight away, then replayed; the whole 36-step
-    run 146 instead of 113 pairs/s on an H200, BENCHMARKS.md seventh round)."""
-    return os.environ.get("DPO_TUTOR_GRAPH_WARMUP", "first") == "each"
+    backward pass: `fraction` of them, clamped to [0, 1] (the checkpoint_fraction switch: each layer
+    left out trades its activations' memory for one less forward pass)."""
+    return round(min(1.0, max(0.0, fraction)) * count)
 
 
 @contextlib.contextmanager
-def recordable(model: Any):
+def recordable(model: Any, checkpoint_fraction: float = 1.0):
     """The settings under which a step is run eagerly before being recorded, and recorded.
 
     - bf16 autocast as the Trainer's own, but without its weight-cast cache (a graph must record the
@@ -379,12 +350,12 @@ def recordable(model: Any):
     from peft.helpers import disable_input_dtype_casting
     from torch.utils.checkpoint import checkpoint
 
-    from .compile import decoder_layers
+    from .compiled_layers import decoder_layers
 
     layers = [layer for layer in decoder_layers(model) if hasattr(layer, "_gradient_checkpointing_func")]
     saved = [layer._gradient_checkpointing_func for layer in layers]
     plain = functools.partial(checkpoint, use_reentrant=False, preserve_rng_state=False)
-    kept = checkpointed_layers(len(layers))
+    kept = checkpointed_layers(len(layers), checkpoint_fraction)
     dtype = next(p for p in model.parameters() if not p.requires_grad).dtype
     autocast = (
         torch.autocast("cuda", dtype=dtype, cache_enabled=False)
@@ -403,8 +374,7 @@ def recordable(model: Any):
 def roomier_shape(key: tuple, recorded, rows_ratio: float | None = None, slots_ratio: float | None = None) -> tuple:
     """A recorded packed shape (kind, rows, row length, answer slots, pairs) that holds this batch with
     little more padding (rows at most ROOMIER_ROWS x as long, at most ROOMIER_SLOTS x the answer slots),
-    else `key` itself: a recording step took 0.36-0.61 s on the H200 against 0.06-0.08 s for a replay,
-    and a run of 128 steps saw 22 shapes (BENCHMARKS.md, eighth round)."""
+    else `key` itself: recording a shape costs several replays, and a length-grouped run sees many."""
     rows_ratio = ROOMIER_ROWS if rows_ratio is None else rows_ratio
     slots_ratio = ROOMIER_SLOTS if slots_ratio is None else slots_ratio
     kind, rows, width, slots, pairs = key
@@ -452,6 +422,9 @@ class StepGraphs:
     loss: PreferenceLoss
     max_length: int
     pad_id: int = 0
+    roomier: bool = True  # a packed batch may replay a roomier recorded shape (the graph_roomier switch)
+    warm_each: bool = False  # every new shape runs eagerly before it is recorded (else only the first)
+    checkpoint_fraction: float = 1.0  # share of decoder layers that recompute activations (checkpointing)
     recorded: dict[tuple[str, int, int], _Recorded] = field(default_factory=dict)
     replays: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     recordings: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
@@ -495,11 +468,9 @@ class StepGraphs:
         }
 
     def _roomier(self, key: tuple) -> tuple:
-        """`roomier_shape` among this trainer's recorded shapes (DPO_TUTOR_GRAPH_ROOMIER=0: none)."""
-        from .knobs import switched_on
-
-        if not switched_on("DPO_TUTOR_GRAPH_ROOMIER"):
-            return key  # a measurement knob: every shape recorded
+        """`roomier_shape` among this trainer's recorded shapes (none when `roomier` is off)."""
+        if not self.roomier:
+            return key  # every shape recorded
         return roomier_shape(key, self.recorded)
 
     def _fill(self, static: dict[str, Any], batch: dict[str, Any]) -> None:
@@ -544,7 +515,7 @@ class StepGraphs:
         return self._run("reference", batch, 0.0)
 
     def _compute(self, kind: str, inputs: dict[str, Any], scale: Any) -> Any:
-        with recordable(self.model):
+        with recordable(self.model, self.checkpoint_fraction):
             if kind == "step":
                 return step_statistics(self.model, inputs, loss=self.loss, scale=scale)
             if kind == "packed":
@@ -577,7 +548,7 @@ class StepGraphs:
             self.recorded[key] = _Recorded(None, inputs, scale_tensor, None)
             self.recordings[counter] += 1
             return self._compute(kind, inputs, scale_tensor)
-        if self.recordings[counter] and not warm_each_shape():
+        if self.recordings[counter] and not self.warm_each:
             # Kernels, handles and the capture stream are warm from the first recording: record this
             # shape straight away and replay it (a recording runs nothing).
             try:

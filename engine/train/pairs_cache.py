@@ -1,5 +1,5 @@
-"""Training pairs as file-backed datasets in the user's cache, so that a run of the same pairs again
-reuses TRL's tokenized rows and the reference log-probs it precomputed (datasets' own caching).
+"""The tokenized-pairs cache: training pairs as file-backed datasets in the user's cache folder, so a run
+of the same pairs again reuses TRL's tokenized rows and the reference log-probs it precomputed.
 
 Why: TRL tokenizes the pairs (a datasets `map`) and, with `precompute_ref_log_probs`, scores the
 reference model on every pair before the first step, and it already keeps both as cache files next
@@ -9,17 +9,16 @@ dataset written to a cache folder they are found again by the next run with the 
 max_length and base weights (a class re-running the lesson's recipe), and the first step comes
 without the reference pass.
 
-TRL's model hash is sha256 over every tensor of the PEFT model copied to the host (0.6-1.2 s for the
-135M model on a 2-core CPU, BENCHMARKS.md), including the freshly initialised adapter, so it changes
-with the seed although the reference (the adapter off) does not. `frozen_fingerprint` hashes what the
-reference is: the frozen tensors (names, shapes, dtypes, and up to SAMPLE evenly spaced values of
-each; small tensors whole).
+TRL's model hash is sha256 over every tensor of the PEFT model copied to the host (about a second for
+a 135M model), including the freshly initialised adapter, so it changes with the seed although the
+reference (the adapter off) does not. `frozen_fingerprint` hashes what the reference is: the frozen
+tensors (names, shapes, dtypes, and up to SAMPLE evenly spaced values of each; small tensors whole).
 
-DPO_TUTOR_DATASET_CACHE: a folder, or `off` (in-memory datasets, as TRL's own examples use).
-DPO_TUTOR_DATASET_CACHE_GB: the folder's size cap (default 4). Each run marks the entries it used;
-`prune` then removes the least recently used entries until the folder fits, but never one used in the
-last hour (another run may be reading it). One entry is one set of pairs: its rows, TRL's tokenized
-copies and reference log-probs (a few MB for HH-RLHF's 2k test pairs).
+The folder is `datasets/` in the user cache folder (engine/paths.py), or the `dataset_cache_dir`
+switch. DPO_TUTOR_DATASET_CACHE_GB caps its size (default 4; `off` keeps datasets in memory, as TRL's
+own examples do). Each run marks the entries it used; `prune` then removes the least recently used entries
+until the folder fits, but never one used in the last hour (another run may be reading it). One entry
+is one set of pairs: its rows, TRL's tokenized copies and reference log-probs (a few MB for 2k pairs).
 """
 
 from __future__ import annotations
@@ -32,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ENV = "DPO_TUTOR_DATASET_CACHE"
+from ..paths import user_cache_dir
+from ..switches import Switches
+
 CAP_ENV = "DPO_TUTOR_DATASET_CACHE_GB"
 DEFAULT_CAP_GB = 4.0
 IN_USE_S = 3600.0  # an entry used this recently is never pruned
@@ -41,20 +42,21 @@ SAMPLE = 4096  # values hashed per tensor (evenly spaced; every value of a small
 log = logging.getLogger(__name__)
 
 
-def location() -> Path | None:
-    """Where training datasets are cached (None: kept in memory)."""
-    value = os.environ.get(ENV, "").strip()
-    if value.lower() in ("off", "0", "no", "false"):
+def location(switches: Switches | None = None) -> Path | None:
+    """Where training datasets are cached (None: kept in memory, DPO_TUTOR_DATASET_CACHE_GB=off)."""
+    if os.environ.get(CAP_ENV, "").strip().lower() == "off":
         return None
-    if value:
-        return Path(value).expanduser()
-    from ..models import cache_dir
-
-    return cache_dir() / "datasets"
+    folder = (switches or Switches.from_env()).dataset_cache_dir
+    if folder:
+        return Path(folder).expanduser()
+    return user_cache_dir() / "datasets"
 
 
 def cap_bytes() -> int:
+    """The folder's size cap in bytes, from DPO_TUTOR_DATASET_CACHE_GB (default DEFAULT_CAP_GB)."""
     value = os.environ.get(CAP_ENV, "").strip()
+    if value.lower() == "off":
+        return 0
     try:
         gb = float(value) if value else DEFAULT_CAP_GB
     except ValueError:

@@ -2,8 +2,8 @@
 by Unsloth). CUDA only.
 
 `prepare()` imports Unsloth: it must run first in the training process, before transformers or TRL
-are imported, because Unsloth patches them globally (its imports took 16-19 s on an H200, BENCHMARKS.md
-ninth round). Nothing else imports this module.
+are imported, because Unsloth patches them globally (its imports take seconds). Nothing else imports
+this module.
 """
 
 from __future__ import annotations
@@ -11,21 +11,23 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from ..config import TrainConfig
-from ..models import ModelSource, model_location
+from ...config import TrainConfig
+from ...models import ModelSource, model_location
 
 NAME = "unsloth"
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.ExitStack) -> dict[str, Any]:
+def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.ExitStack, *,
+            lean_imports: bool = True) -> dict[str, Any]:
+    """Import Unsloth (before transformers and TRL); return notes for the run_started event."""
     import os
 
     from .lean_imports import lean
 
     os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")  # never a silent CPU "Unsloth"
     # the installed distributions listed once; nothing hidden: Unsloth uses bitsandbytes and torchao
-    run_scope.enter_context(lean())
+    run_scope.enter_context(lean(enabled=lean_imports))
     import unsloth
 
     return {"unsloth": getattr(unsloth, "__version__", "?")}

@@ -1,8 +1,7 @@
 """The two start-up passes over the pairs, made cheaper without changing what they produce.
 
-Why ours: on the lent H200 the time from `train` to the first step of the default recipe was 24 s, of
-which 4.6 s went to tokenizing 2,073 pairs and 6.7 s to scoring the reference model on them
-(BENCHMARKS.md, seventh round). Both are TRL's passes; both are kept, in a cheaper form:
+Why ours: before the first step TRL tokenizes every pair and scores the reference model on each, a large
+part of a run's start-up. Both are TRL's passes; both are kept, in a cheaper form:
 
 - Tokenizing: TRL renders each pair's three chat templates and tokenizes them one row at a time (three
   tokenizer calls per pair). `tokenize_pairs` renders the same templates and tokenizes a thousand rows
@@ -24,21 +23,12 @@ from typing import Any
 log = logging.getLogger("dpo_tutor.train")
 
 TOKENIZE_BATCH = 1000  # rows rendered and tokenized per call
-ENV = "DPO_TUTOR_FAST_PREP"  # "0": TRL's own passes (a measurement knob)
-
-
-def enabled() -> bool:
-    from .knobs import switched_on
-
-    return switched_on(ENV)
-
-
 def batched_tokenization_applies(dataset: Any, processing_class: Any, world: int) -> bool:
     """Whether `tokenize_pairs` computes what TRL's preparation would for this dataset."""
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
-    if not enabled() or world > 1 or not isinstance(dataset, Dataset) or len(dataset) == 0:
+    if world > 1 or not isinstance(dataset, Dataset) or len(dataset) == 0:
         return False
     if not isinstance(processing_class, PreTrainedTokenizerBase) or not getattr(processing_class, "chat_template", None):
         return False
@@ -84,13 +74,17 @@ def tokenize_pairs(dataset: Any, processing_class: Any, args: Any, name: str) ->
     return dataset
 
 
+def pair_lengths(dataset: Any) -> list[int]:
+    """Tokens of prompt + the longer answer, for each tokenized preference row."""
+    return [
+        len(p) + max(len(c), len(r))
+        for p, c, r in zip(dataset["prompt_ids"], dataset["chosen_ids"], dataset["rejected_ids"], strict=True)
+    ]
+
+
 def longest_first(dataset: Any) -> list[int] | None:
     """Row indices from the longest pair (prompt + its longer answer) to the shortest; None when the
     rows are in that order already."""
-    from .trainer import pair_lengths
-
-    if not enabled():
-        return None
     lengths = pair_lengths(dataset)
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     return None if order == list(range(len(lengths))) else order

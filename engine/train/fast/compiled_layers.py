@@ -2,7 +2,7 @@
 
 Why: a 135M model's training step is thousands of tiny kernels launched from Python (RMSNorm, RoPE, the
 SiLU gate, LoRA's scale-and-add, residual adds), and on an H100 the GPU waits on that Python most of
-the time (~10 % utilisation, BENCHMARKS.md). Compiling each decoder layer fuses those elementwise
+the time. Compiling each decoder layer fuses those elementwise
 operations into a few Triton kernels and keeps fewer intermediate tensors for the backward pass.
 All layers share one compiled graph (their parameters are graph inputs), so compiling costs about
 one layer's worth of time, and dynamic shapes keep varying sequence lengths from recompiling.
@@ -14,22 +14,6 @@ What is learned does not change: the same operations in float arithmetic, reorde
 from __future__ import annotations
 
 from typing import Any
-
-
-def decision(mode: str, *, backend: str, cuda: bool, graphs: bool = False) -> tuple[bool, str]:
-    """(compile?, why) for the config's `compile` setting. graphs: the recipe's steps can be replayed
-    as CUDA graphs (graphed_step.py), which is faster than compiled layers and costs no compile."""
-    if mode == "off":
-        return False, "compile off"
-    if backend == "unsloth":
-        return False, "Unsloth compiles its own kernels"
-    if mode == "on":
-        return True, "compile on"
-    if not cuda:
-        return False, "auto: no CUDA GPU (compiling on a CPU costs more than it saves)"
-    if graphs:
-        return False, "auto: CUDA graphs replay the steps instead"
-    return True, "auto: CUDA GPU with the hf backend"
 
 
 def decoder_layers(model: Any) -> list[Any]:
@@ -45,16 +29,11 @@ def decoder_layers(model: Any) -> list[Any]:
     return best
 
 
-BACKEND_ENV = "DPO_TUTOR_COMPILE_BACKEND"  # tests use "aot_eager": the same wiring without code generation
-
-
-def compile_layers(model: Any, *, backend: str | None = None) -> int:
-    """Compile every decoder layer in place; return how many were compiled (0: no layers found)."""
-    import os
-
+def compile_layers(model: Any, *, backend: str = "inductor") -> int:
+    """Compile every decoder layer in place; return how many were compiled (0: no layers found).
+    backend: torch.compile's (tests use "aot_eager": the same wiring without code generation)."""
     import torch
 
-    backend = backend or os.environ.get(BACKEND_ENV) or "inductor"
     layers = decoder_layers(model)
     # 30 layers are 30 module instances running one compiled graph: allow them all without recompiling
     # for each one once guards differ (e.g. train vs eval mode).

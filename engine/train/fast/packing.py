@@ -4,8 +4,7 @@ Why ours: TRL's collator makes two rows of each pair, prompt + chosen and prompt
 every row of a batch to the longest. In the real HH-RLHF pairs the prompt is 61 % of a pair's tokens
 (a multi-turn dialogue; answers of ~45 tokens), so the model runs every prompt twice: TRL's rows hold
 1.61x the tokens of one packed row, and length-grouped batches of 32 pairs compute 1.32x the tokens
-(`benchmarks/padding.py`). On one H200 the recorded steps went from 226-227 to 334-336 pairs/s on
-the same steps (BENCHMARKS.md, eighth round).
+(`benchmarks/padding.py` counts them).
 
 Here each pair is one row: the prompt, then the chosen answer, then the rejected answer. The rejected
 answer's tokens take the positions the prompt + rejected row would give them (RoPE sees the same
@@ -19,7 +18,7 @@ measured, not the default: more shapes to record).
 What is learned does not change: the same tokens, positions and attention as TRL's rows, truncated as
 TRL's collator truncates them (keep_start: each side is prompt + answer cut at max_length), the same
 log-prob sums, loss and metrics. The tests compare a packed step's loss, metrics and gradients with
-TRL's step on the same pairs. Off with DPO_TUTOR_PACK=0 (the two-row graphed step).
+TRL's step on the same pairs. The `pack` switch turns it off (the two-row graphed step).
 
 Shapes are bucketed (row length to 64 tokens, the answers' token count to 2^k or 1.5 x 2^k) so that
 recorded CUDA graphs are reused (`graphed_step.py`).
@@ -27,12 +26,9 @@ recorded CUDA graphs are reused (`graphed_step.py`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
-ENV = "DPO_TUTOR_PACK"  # "0": two rows a pair (TRL's layout), a measurement knob
-ROW_ENV = "DPO_TUTOR_PACK_ROW"  # rows at least this long, several pairs in one (0: a pair a row)
 ROW_BUCKET = 64  # row lengths are multiples of this
 ROWS_MULTIPLE = 4  # with several pairs a row, the row count is a multiple of this (fewer shapes)
 
@@ -41,18 +37,6 @@ PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
 # What a packed batch carries besides TRL's tensors (TRL's stay: the fallback to TRL's step uses them).
 KEYS = ("pack_input_ids", "pack_position_ids", "pack_segment", "pack_branch",
         "pack_source", "pack_labels", "pack_owner", "pack_weight", "pack_num_tokens")
-
-
-def enabled() -> bool:
-    from .knobs import switched_on
-
-    return switched_on(ENV)
-
-
-def pack_row_tokens() -> int:
-    """The shortest row when several pairs may share one (DPO_TUTOR_PACK_ROW; 0: one pair a row)."""
-    value = os.environ.get(ROW_ENV, "").strip()
-    return int(value) if value.isdigit() else 0
 
 
 def answer_capacity(tokens: int) -> int:
@@ -200,18 +184,17 @@ def attention_bias(segment: Any, branch: Any, dtype: Any) -> Any:
 
 
 def applies(trainer: Any) -> bool:
-    """Whether this trainer's training batches are packed: recorded steps on (packing is their layout),
-    TRL's preference collator and keep_start truncation (keep_end cuts each side's prompt differently),
-    one process, and DPO_TUTOR_PACK not 0.
+    """Whether this trainer's training batches can be packed: recorded steps on (packing is their
+    layout), TRL's preference collator and keep_start truncation (keep_end cuts each side's prompt
+    differently), one process.
 
-    The reference pass keeps TRL's two rows a pair (recorded as before): packed, it was ~1 s slower on
-    2,046 pairs, recorded or eager (BENCHMARKS.md, eighth round); not profiled. Likely: a forward-only
-    pass weighs the packed rows' masked attention (rows up to twice as long, no flash kernel) more."""
+    The reference pass keeps TRL's two rows a pair: packed, it was measured slower (a forward-only pass
+    weighs the packed rows' masked attention, rows up to twice as long with no flash kernel, more)."""
     from trl.trainer.dpo_trainer import DataCollatorForPreference
 
     args = trainer.args
     return (
-        enabled() and trainer.step_graphs is not None and args.world_size == 1
+        trainer.step_graphs is not None and args.world_size == 1
         and getattr(args, "truncation_mode", "keep_start") == "keep_start"
         and not getattr(args, "padding_free", False)
         and type(trainer.data_collator) is DataCollatorForPreference

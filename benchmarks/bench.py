@@ -5,6 +5,7 @@ memory are each pipeline's own), and a table of what each achieved.
 A pipeline changes only how a step is computed (micro-batch vs accumulation, gradient checkpointing,
 reference scored once or every step, length grouping, backend, optimizer), never the learning setup:
 every pipeline uses the same learning rate, beta, effective batch, max_length, LoRA and seed.
+Results and their history: BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .events import read_events
-
-DATASET_CACHE_ENV = "DPO_TUTOR_DATASET_CACHE"  # as engine/train/dataset_cache.py reads it
+from dpo_tutor.engine.events import read_events
+from dpo_tutor.engine.switches import ENV as SWITCHES_ENV
+from dpo_tutor.engine.switches import Switches, encode
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Pipeline:
     flags: tuple[str, ...]
     needs_cuda: bool = False
     needs_unsloth: bool = False
-    env: tuple[tuple[str, str], ...] = ()  # environment of this pipeline's process only
+    switches: tuple[tuple[str, str], ...] = ()  # switches (engine/switches.py) of this pipeline's process only
 
 
 EFFECTIVE_BATCH = 32
@@ -58,7 +60,7 @@ PIPELINES: dict[str, Pipeline] = {
             "trl-defaults",
             "plain TRL (its defaults: batch 8 x 4, gradient checkpointing, reference every step)",
             _flags("hf", 8, 4, precompute=False, grouped=False, compile="off", graphs="off"),
-            env=(("DPO_TUTOR_PADDING_MASK", "keep"),),  # TRL's own DPOTrainer class, padding mask and all
+            switches=(("drop_padding_mask", "0"),),  # TRL's own DPOTrainer class, padding mask and all
         ),
         Pipeline(
             "unsloth-notebook",
@@ -129,7 +131,7 @@ def available(pipeline: Pipeline) -> str:
     if pipeline.needs_cuda or pipeline.needs_unsloth:
         import importlib.util
 
-        if os.environ.get("DPO_TUTOR_FORCE_NO_CUDA"):
+        if Switches.from_env().no_cuda:
             return "needs CUDA"
         try:
             import torch
@@ -203,11 +205,12 @@ def run_rate(steps: list[dict[str, Any]], pairs_per_step: int) -> float | None:
 STARTUP_PARTS = ("imports", "data", "model", "tokenizing", "reference", "trainer", "first step")
 
 
-def startup_breakdown(events: list[dict[str, Any]]) -> dict[str, float]:
+def startup_breakdown(events: list[dict[str, Any]], launched_at: float | None = None) -> dict[str, float]:
     """Where the time to the first logged step went, in seconds, from a run's events: imports (process
     start to run_started), reading the data, loading the model, tokenizing (TRL's dataset preparation),
     the reference pass (train and held-out), the trainer's setup, and the first step itself. Parts whose
-    marks are missing from the log are left out."""
+    marks are missing from the log are left out. launched_at: when the bench started the process (wall
+    clock); logs written before the plan recorded `process_started` in run_started instead."""
     started = next((e for e in events if e["type"] == "run_started"), None)
     first = next((e for e in events if e["type"] == "step"), None)
     if started is None or first is None:
@@ -218,7 +221,7 @@ def startup_breakdown(events: list[dict[str, Any]]) -> dict[str, float]:
         return next((e["time"] for e in phases if test(e)), None)
 
     marks = {
-        "process": started.get("process_started"),
+        "process": launched_at if launched_at is not None else started.get("process_started"),
         "run_started": started["time"],
         "model": mark(lambda e: e.get("phase") == "loading_model"),
         "tokenizing": mark(lambda e: str(e.get("message", "")).startswith("preparing the trainer")),
@@ -249,7 +252,9 @@ def format_startup_table(results: list[BenchResult]) -> str:
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
-def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5) -> BenchResult:
+def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5, launched_at: float | None = None) -> BenchResult:
+    """A pipeline's result from its run folder. launched_at: when its process was started (wall clock),
+    so the time to the first step counts imports and start-up too."""
     events = read_events(run_dir)
     result = BenchResult(pipeline.key, pipeline.label, state="missing")
     steps = [e for e in events if e["type"] == "step"]
@@ -271,10 +276,12 @@ def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5) -> BenchResu
         result.accuracy = statistics.fmean(m.get("rewards/accuracies", 0.0) for m in last)
         peaks = [s["metrics"].get("gpu_mem_peak_gib") for s in steps if s["metrics"].get("gpu_mem_peak_gib")]
         result.peak_gib = max(peaks) if peaks else None
-        if started is not None:
+        if launched_at is not None:
+            result.first_step_s = steps[0]["time"] - launched_at
+        elif started is not None:  # older logs carried it in their summary
             proc_start = (end or {}).get("summary", {}).get("first_step_since_start_s")
             result.first_step_s = proc_start if proc_start is not None else steps[0]["time"] - started["time"]
-        result.extra["startup"] = startup_breakdown(events)
+        result.extra["startup"] = startup_breakdown(events, launched_at)
         if started is not None:
             result.extra["backend"] = started.get("backend")
             result.extra["gpu"] = started.get("gpu_name") or started.get("device")
@@ -286,20 +293,23 @@ def run_pipeline(pipeline: Pipeline, *, out: Path, common: list[str], timeout: f
     if why:
         return BenchResult(pipeline.key, pipeline.label, state="skipped", skipped=why)
     cmd = [sys.executable, "-m", "dpo_tutor", "train", "--out", str(out), "--quiet", *common, *pipeline.flags]
-    env = {**os.environ, **dict(pipeline.env)}
+    base = os.environ.get(SWITCHES_ENV, "")
+    switches = dict(pipeline.switches)
     cache = None
-    if not os.environ.get(DATASET_CACHE_ENV):
+    if not Switches.parse(base).dataset_cache_dir:
         # Every pipeline starts cold, as a first run does: its own, empty dataset cache (no tokenized
-        # rows or reference log-probs left by the pipeline before it). Set the variable to share one.
+        # rows or reference log-probs left by the pipeline before it). Set the switch to share one.
         cache = out.parent / f".dataset-cache-{pipeline.key}"
         shutil.rmtree(cache, ignore_errors=True)
-        env[DATASET_CACHE_ENV] = str(cache)
+        switches["dataset_cache_dir"] = str(cache)
+    env = {**os.environ, SWITCHES_ENV: encode(switches, base)}
+    launched_at = time.time()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     finally:
         if cache is not None:
             shutil.rmtree(cache, ignore_errors=True)
-    result = summarize_run(out, pipeline)
+    result = summarize_run(out, pipeline, launched_at=launched_at)
     if proc.returncode != 0 and not result.error:
         lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
         result.error = lines[-1] if lines else f"exit code {proc.returncode}"
@@ -336,7 +346,7 @@ def run_bench(
 ) -> list[BenchResult]:
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown:
-        from .errors import UserError
+        from dpo_tutor.engine.errors import UserError
 
         raise UserError(f"unknown pipeline(s): {', '.join(unknown)}", remedy=f"known: {', '.join(PIPELINES)}")
     common = ["--model", model, "--max-steps", str(steps), "--max-length", str(max_length), "--lr", str(lr),

@@ -221,7 +221,7 @@ def is_write_error(exc: BaseException) -> bool:
 
 
 def data_max_rows(config: TrainConfig) -> int | None:
-    """How many rows a run reads (as engine/train/driver.py does): a margin over max_pairs, or all."""
+    """How many rows a run reads (as engine/train/pairs.py does): a margin over max_pairs, or all."""
     if config.max_pairs <= 0:
         return None
     return math.ceil(config.max_pairs / (1 - config.heldout_fraction) * 1.3) + config.eval_pairs + 16

@@ -1,22 +1,16 @@
-"""A developer's view of where a training step's time goes: set DPO_TUTOR_PROFILE=FIRST:COUNT:FILE and
-steps FIRST..FIRST+COUNT-1 run under torch.profiler; FILE gets the operator tables (by device time and
-by host time). Used by the benchmarks (BENCHMARKS.md); off unless the variable is set.
+"""Where a training step's time goes, by operator: steps FIRST..FIRST+COUNT-1 run under torch.profiler and
+FILE gets the operator tables (by device time and by host time). A TrainerCallback that benchmarks hand
+to the run (`measured_train.py --profile FIRST:COUNT:FILE`); the product never imports it.
 """
 
 from __future__ import annotations
 
-import os
-
 from transformers import TrainerCallback
 
-ENV = "DPO_TUTOR_PROFILE"
 
-
-def from_env() -> ProfileCallback | None:
-    value = os.environ.get(ENV, "")
-    if not value:
-        return None
-    first, count, path = value.split(":", 2)
+def from_spec(spec: str) -> ProfileCallback:
+    """The callback for `FIRST:COUNT:FILE`."""
+    first, count, path = spec.split(":", 2)
     return ProfileCallback(int(first), int(count), path)
 
 
