@@ -7,7 +7,7 @@ facts to state. This module reads the run's `events.jsonl` and, when present, it
 from. Pure: no UI; the TUI's RunFacts widget shows the sentences.
 
 The arithmetic is the lessons' own: TRL's logged `rewards/margins` is beta * delta, so delta is the
-margin divided by the run's beta (Rafailov et al. 2023, eq. 7: the implicit reward is beta times the
+margin divided by the run's beta (Rafailov et al. 2023, eq. 5: the implicit reward is beta times the
 log-ratio). The train accuracy is the mean over the last 10 % of logged steps, the definition the
 overfitting check uses (`engine/evaluate.train_accuracy`).
 """

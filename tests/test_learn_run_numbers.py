@@ -64,16 +64,21 @@ async def test_with_no_run_a_lesson_reads_a_shipped_recording_and_says_so(tmp_pa
     app = _app(tmp_path / "no-runs-here", lesson="margins-and-accuracy")
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.pause()
+        from dpo_tutor.engine.run_facts import FALLBACK_RECORDINGS, recording
+
+        shipped = next(name for name in FALLBACK_RECORDINGS if recording(name))  # the default, once it ships
+        first = next(e for e in read_events(recording(shipped)) if e["type"] == "step")["metrics"]
         texts = _facts_text(app.screen)
-        assert texts and all("the shipped recording" in t for t in texts)
+        assert texts and all(f"the shipped recording {shipped}" in t for t in texts)
         assert all("you have no run in" in t for t in texts)
-        assert "loss 0.6931" in texts[0] and "rewards/accuracies 0.125" in texts[0]
+        numbers = f"loss {first['loss']:.4f}"
+        assert numbers in texts[0] and f"rewards/accuracies {first['rewards/accuracies']:.3f}" in texts[0]
         # a quiz's numbers come from the same run
         from dpo_tutor.tui.widgets.quiz import Quiz
 
         quiz = next(q for q in app.screen.query(Quiz) if q.params.get("run"))
         question = _text(quiz.query_one(".quiz-question"))
-        assert "loss 0.6931 and rewards/accuracies 0.125" in question and "{" not in question
+        assert f"shows {numbers} and rewards/accuracies" in question and "{" not in question
 
 
 async def test_the_case_file_compares_with_the_default_recording_or_says_it_is_not_shipped(tmp_path):
