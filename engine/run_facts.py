@@ -161,6 +161,9 @@ class RunFacts:
             out[key] = f"{value:.1%}" if isinstance(value, (int, float)) else ""
         if margin is not None and beta:
             out["margin_times_beta"] = f"{margin * beta:.2f}"
+        peak = self.heldout_peak
+        out["heldout_peak"] = f"{peak[1]:.2f}" if peak else ""
+        out["heldout_peak_step"] = str(peak[0]) if peak else ""
         held_value = held[0] if held else last_eval[1] if last_eval else None
         out["gap_points"] = (f"{(acc - held_value) * 100:.0f}" if acc is not None and held_value is not None
                              else "")
@@ -403,8 +406,10 @@ def compare_rows(left: RunFacts | Missing, right: RunFacts | Missing) -> list[tu
             return {}
         out: dict[str, str] = {"run": facts.name}
         c = facts.config
-        data = str(c.get("data") or "")
-        out["data"] = data.replace("\\", "/").rsplit("/", 1)[-1] or "?"
+        sources = c.get("data") or []
+        sources = [sources] if isinstance(sources, str) else [str(x) for x in sources]
+        names = [x.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] for x in sources if x]
+        out["data"] = " + ".join(names) if names else "the default mix"
         recipe = []
         if isinstance(c.get("learning_rate"), (int, float)):
             recipe.append(f"lr {c['learning_rate']:g}")

@@ -103,3 +103,13 @@ def test_unknown_fact_or_run_is_an_error():
         rf.fact_sentence(facts, "nope")
     with pytest.raises(ValueError):
         rf.pick_facts("newest")
+
+
+def test_compare_rows_name_a_mix_of_sources_and_a_missing_side():
+    left = rf.read_facts(rf.recording("over-refusal-h100"))
+    mixed = rf.read_facts(rf.recording("over-refusal-h100"))
+    mixed.config = dict(mixed.config, data=["/d/harmless-base.jsonl.gz", "hf:Anthropic/hh-rlhf/helpful-base"])
+    rows = {what: (a, b) for what, a, b in rf.compare_rows(left, mixed)}
+    assert rows["data"] == ("harmless-base-test.jsonl.gz", "harmless-base.jsonl.gz + helpful-base")
+    rows = {what: (a, b) for what, a, b in rf.compare_rows(rf.Missing("gone"), left)}
+    assert rows["train accuracy"] == ("not shipped yet", f"{left.train_accuracy:.2f}")

@@ -31,8 +31,8 @@ class RunCompare(Vertical):
         self.border_title = self.params.get("title") or "two runs"
         table = Table(box=None, pad_edge=False, expand=True, show_header=False)
         table.add_column("", style="bold", no_wrap=True)
-        table.add_column("left", ratio=1)
-        table.add_column("right", ratio=1)
+        table.add_column("left", ratio=1, overflow="fold")
+        table.add_column("right", ratio=1, overflow="fold")
         for what, a, b in self.rows:
             table.add_row(what, a, b)
         yield Static(table, id="compare-table")
