@@ -106,7 +106,7 @@ async def test_quiz_gives_feedback_for_wrong_and_right_answers(tmp_path):
         await pilot.press(*(["up"] * 3), *(["down"] * right), "enter")
         await pilot.pause()
         assert quiz.choice == right
-        assert _text(feedback).startswith("Correct.")
+        assert _text(feedback).startswith("Correct. The model must first")  # not "Correct. Right."
         answered.append(quiz.options[quiz.choice])
     assert answered == ["SFT on the examples"]
 

@@ -7,6 +7,7 @@ A quiz with `reveal: yes` asks for a prediction; the Learn screen shows the part
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -160,7 +161,11 @@ class Quiz(Vertical, can_focus=True):
         parts = [verdict]
         specific = self.params["feedback"][self.order[choice]]
         if specific:
-            parts.append(self._text(specific))
+            text = self._text(specific)
+            if correct:  # "Correct." already says it: no "Correct. Right." twice
+                text = re.sub(r"^(Right|Yes)[.:]\s+", "", text)
+                text = text[:1].upper() + text[1:]
+            parts.append(text)
         if self.params.get("explanation"):
             parts.append(self._text(self.params["explanation"]))
         return " ".join(parts)
