@@ -7,6 +7,7 @@ newline, so a process killed mid-write (a torn last line) never breaks a reader.
 Every event has `v` (schema version), `type`, `time` (unix seconds). Types and their fields:
 
 - `run_started`: run, pid, host, backend, backend_reason, device, gpu_name, versions{...}, config{...},
+  plan{...} (how the run computes and why: engine/train/plan.py's TrainPlan, with the switches set),
   resumed_from (step or null), total_steps, world_size and devices[...] (one per process; with
   `--gpus N` pid is the launcher's, the process to signal)
 - `phase`: phase (one of PHASES), message; long work before the first step also has done and total

@@ -1,9 +1,10 @@
 """The switches that benchmarks and tests turn: one typed registry, read from one environment variable.
 
 A switch changes how a run computes, never what it learns; every default is what the product does.
-Benchmarks compare a change against the code without it (BENCHMARKS.md's variant runs) and tests force
-a path a CPU would not take, by setting `DPO_TUTOR_SWITCHES` to `name=value` pairs separated by commas,
-e.g. `DPO_TUTOR_SWITCHES="pack=0,reference_batch=128"`. Nothing here imports anything heavy: the UI
+Benchmarks compare a change against the code without it and tests force a path a CPU would not take,
+by setting `DPO_TUTOR_SWITCHES` to `name=value` pairs separated by commas, e.g.
+`DPO_TUTOR_SWITCHES="pack=0,reference_batch=128"` (values hold no commas). A run records the switches
+set away from their defaults in its plan (run_started). Nothing here imports anything heavy: the UI
 asks `no_cuda` at start-up.
 """
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..runs import ADAPTER_DIR, CHECKPOINTS_DIR, MERGED_DIR
+from .backends.unsloth import save_merged as unsloth_merged
 
 TINY_BASE_DIR = "base"  # the tiny random model's exact weights, so its adapter can be reloaded
 
@@ -103,8 +104,6 @@ def save_merged(trainer, tokenizer, run_dir: Path, backend: str) -> Path:
         model.delete_adapter("ref")
         model.set_adapter("default")
     if backend == "unsloth":
-        from .backends.unsloth import save_merged as unsloth_merged
-
         return save_folder(run_dir / MERGED_DIR, lambda p: unsloth_merged(model, tokenizer, str(p)))
 
     def write(path: Path) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..events import EVENTS_FILE, TERMINAL_TYPES, EventWriter, read_events
 
 NO_MULTICAST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}
 LAUNCHER_PID_ENV = "DPO_TUTOR_LAUNCHER_PID"
@@ -181,8 +182,6 @@ def check_gpus(gpus: int, cuda: bool, device_count: int) -> None:
 # ---- running it -------------------------------------------------------------------------------
 def run_launch(plan: LaunchPlan, run_dir: Path) -> int:
     """Start the processes, pass the first stop signal on, wait; make sure the log ends; the exit code."""
-    from ..events import read_events
-
     before = len(read_events(run_dir))
     try:
         return _run_and_wait(plan, run_dir, before, plan.env)
@@ -191,8 +190,6 @@ def run_launch(plan: LaunchPlan, run_dir: Path) -> int:
 
 
 def _run_and_wait(plan: LaunchPlan, run_dir: Path, before: int, env: dict[str, str]) -> int:
-    from ..events import read_events
-
     proc = subprocess.Popen(plan.argv, env=env, start_new_session=True)
     stop: list[str] = []
 
@@ -230,8 +227,6 @@ def _run_and_wait(plan: LaunchPlan, run_dir: Path, before: int, env: dict[str, s
 
 def ensure_ended(run_dir: Path, new_events: list[dict], returncode: int, stop_signal: str | None) -> dict:
     """The terminal event of this launch; written here when the processes ended without one."""
-    from ..events import EVENTS_FILE, TERMINAL_TYPES, EventWriter
-
     for event in reversed(new_events):
         if event.get("type") in TERMINAL_TYPES:
             return event

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
+from ..data.render import to_trl_record
+from ..data.split import split_for_run
 from ..switches import Switches
 from . import pairs_cache
 from .launch import SHARED_DIR
@@ -21,9 +23,6 @@ log = logging.getLogger("dpo_tutor.train")
 
 def prepare_data(config: TrainConfig, *, preloaded: Any, run_dir: Path, world: int, switches: Switches):
     """(load result, train dataset, held-out dataset or None)."""
-    from ..data.render import to_trl_record
-    from ..data.split import split_for_run
-
     result, train, heldout = split_for_run(config, preloaded)
     heldout = heldout[: config.eval_pairs] if config.eval_pairs > 0 and config.eval_steps > 0 else []
     shared = run_dir / SHARED_DIR if world > 1 else None

@@ -18,6 +18,7 @@ from ..config import BACKENDS, TrainConfig
 from ..errors import UserError
 from ..switches import Switches
 from .fast.graphed_step import GRAPHED_LOSSES
+from .machine import bf16_supported, cuda_available, unsloth_installed
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,6 @@ def select_backend(
     picks hf (faster than Unsloth for such a recipe, and a first step sooner); otherwise Unsloth is the
     fast path on CUDA.
     """
-    from .machine import cuda_available, unsloth_installed
-
     requested = (requested or "auto").lower()
     if requested not in BACKENDS:
         raise UserError(f"unknown backend '{requested}'", where="--backend", remedy="use auto, unsloth or hf")
@@ -247,8 +246,6 @@ def decide(config: TrainConfig, machine: Machine, *, tiny: bool = False, switche
 
 def this_machine(world: int) -> Machine:
     """This machine's facts (imports torch)."""
-    from .machine import bf16_supported, cuda_available, unsloth_installed
-
     cuda = cuda_available()
     return Machine(cuda=cuda, unsloth=unsloth_installed(), bf16=cuda and bf16_supported(), world=world)
 

@@ -32,12 +32,17 @@ from typing import Any
 from ..config import TrainConfig
 from ..errors import UserError
 from ..events import EVENTS_FILE, EventWriter, read_events
-from ..models import TINY, ModelSource
+from ..models import TINY, ModelSource, resolve_model
 from ..preflight import is_write_error
 from ..runs import CONFIG_FILE, LOG_FILE, stderr_is_run_log
 from . import artifacts
+from .args import dpo_config
+from .backends import backend_module
+from .fast import compiled_layers
 from .launch import allow_indexed_cpu_locations, is_main_process, launcher_pid, world_size
-from .plan import TrainPlan
+from .machine import gpu_name, process_devices
+from .pairs import prepare_data
+from .plan import TrainPlan, plan_run
 from .stop import StopRequest
 
 log = logging.getLogger("dpo_tutor.train")
@@ -273,8 +278,6 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int, run_scope: con
 
 
 def _model_source(run: _Run) -> ModelSource:
-    from ..models import resolve_model
-
     source = resolve_model(run.config.model)
     base = run.run_dir / artifacts.TINY_BASE_DIR
     if source.is_tiny and (base / "config.json").exists():
@@ -284,9 +287,6 @@ def _model_source(run: _Run) -> ModelSource:
 
 def _start(run: _Run, checkpoint: Path | None, run_scope: contextlib.ExitStack) -> tuple[ModelSource, TrainPlan, ModuleType]:
     """Plan the run, import its backend (Unsloth before anything else heavy), write run_started."""
-    from .backends import backend_module
-    from .plan import plan_run
-
     config = run.config
     source = _model_source(run)
     world = world_size()
@@ -295,8 +295,6 @@ def _start(run: _Run, checkpoint: Path | None, run_scope: contextlib.ExitStack) 
     notes = backend.prepare(config, source, run_scope, lean_imports=plan.switches.lean_imports)
     if world > 1 and not plan.cuda:
         allow_indexed_cpu_locations()  # resuming N CPU processes (see launch.py)
-    from .machine import gpu_name, process_devices
-
     run.emit(
         "run_started",
         run=run.run_dir.name,
@@ -325,8 +323,6 @@ def _start(run: _Run, checkpoint: Path | None, run_scope: contextlib.ExitStack) 
 
 def _load_data(run: _Run, plan: TrainPlan):
     """The train and held-out datasets, with phase events saying what was read."""
-    from .pairs import prepare_data
-
     config = run.config
     run.phase("loading_data", f"reading {config.data or 'the bundled sample'}")
     result, train_ds, eval_ds = prepare_data(config, preloaded=run.preloaded, run_dir=run.run_dir,
@@ -383,12 +379,11 @@ def _reference_progress(run: _Run):
 def _build_trainer(run: _Run, plan: TrainPlan, skip_through: int, model, tokenizer, peft_config, train_ds, eval_ds):
     """The trainer (TRL's class or ours, as the plan says), its event callback and the benchmarks'
     callbacks; compiled layers and recorded steps switched on."""
-    # Imported here, after the backend's prepare(): importing TRL before Unsloth would miss its patches.
+    # Imported here, after the backend's prepare(): importing transformers or TRL before Unsloth would
+    # miss its patches (and a run's imports start inside the hf backend's lean scope).
     from transformers import PrinterCallback
 
-    from .args import dpo_config
     from .callback import EventCallback
-    from .fast import compiled_layers
     from .trainer import TrainerOptions, make_trainer
 
     config = run.config

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from trl import DPOTrainer
 
 from .fast import fast_prep, graphed_step, packing, padding
+from .fast.compiled_layers import eager
 from .fast.fast_prep import pair_lengths
 from .fast.lagged_log import LaggedLogs
 from .pairs_cache import frozen_fingerprint, rows_fingerprint
@@ -335,8 +336,6 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
     def evaluate(self, *args, **kwargs):
         if not self.options.compiled:
             return super().evaluate(*args, **kwargs)
-        from .fast.compiled_layers import eager
-
         with eager():
             return super().evaluate(*args, **kwargs)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from ...config import TrainConfig
 from ...models import ModelSource, load_model_and_tokenizer
+from .lean_imports import hidden_for_hf, import_hf_stack, lean
 
 NAME = "hf"
 
@@ -19,8 +20,7 @@ def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.Exit
             lean_imports: bool = True) -> dict[str, Any]:
     """Import the stack, for the run's life without the optional packages it never uses
     (lean_imports.py; lean_imports False: all of them); return notes for the run_started event."""
-    from . import cpu_logprob
-    from .lean_imports import hidden_for_hf, import_hf_stack, lean
+    from . import cpu_logprob  # imports torch and TRL: inside the lean scope
 
     left_out = run_scope.enter_context(lean(hidden_for_hf(config.optim, source), enabled=lean_imports))
     import_hf_stack()

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...config import TrainConfig
 from ...models import ModelSource, model_location
+from .lean_imports import lean
 
 NAME = "unsloth"
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -22,8 +23,6 @@ def prepare(config: TrainConfig, source: ModelSource, run_scope: contextlib.Exit
             lean_imports: bool = True) -> dict[str, Any]:
     """Import Unsloth (before transformers and TRL); return notes for the run_started event."""
     import os
-
-    from .lean_imports import lean
 
     os.environ.setdefault("UNSLOTH_DISABLE_CPU_FALLBACK", "1")  # never a silent CPU "Unsloth"
     # the installed distributions listed once; nothing hidden: Unsloth uses bitsandbytes and torchao

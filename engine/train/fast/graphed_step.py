@@ -37,8 +37,10 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from .compiled_layers import decoder_layers
 from .packing import KEYS as PACKED_KEYS
 from .packing import PAD as PAD_BRANCH
+from .packing import attention_bias
 
 BUCKET = 64  # padded lengths are multiples of this: few shapes (few recordings), little padding
 # A packed batch replays a recorded shape whose rows are at most this much longer (and whose answer
@@ -95,8 +97,6 @@ def bucket_length(length: int, max_length: int) -> int:
 def unsupported_reason(trainer: Any) -> str | None:
     """Why this trainer's steps cannot be graphed (None: they can). Readable on a CPU too."""
     import torch
-
-    from .compiled_layers import decoder_layers
 
     loss_types = list(getattr(trainer, "loss_types", None) or [])
     weights = list(getattr(trainer, "loss_weights", None) or [1.0] * len(loss_types))
@@ -237,8 +237,6 @@ def _packed_per_token(model: Any, batch: dict[str, Any], outputs: tuple[str, ...
     TRL's chunked log-prob kernel on the hidden state that predicts each answer token."""
     from trl.trainer import utils as trl_utils
 
-    from .packing import attention_bias
-
     causal_lm = model.get_base_model()
     backbone = causal_lm.base_model
     head = causal_lm.get_output_embeddings().weight
@@ -349,8 +347,6 @@ def recordable(model: Any, checkpoint_fraction: float = 1.0):
     import torch
     from peft.helpers import disable_input_dtype_casting
     from torch.utils.checkpoint import checkpoint
-
-    from .compiled_layers import decoder_layers
 
     layers = [layer for layer in decoder_layers(model) if hasattr(layer, "_gradient_checkpointing_func")]
     saved = [layer._gradient_checkpointing_func for layer in layers]

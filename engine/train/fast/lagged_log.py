@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from . import graphed_step
+
 
 @dataclass
 class _LaggedLog:
@@ -87,8 +89,6 @@ class LaggedLogs:
         return entry
 
     def _write_log(self, entry: _LaggedLog) -> None:
-        from . import graphed_step
-
         if entry.ready is not None:
             entry.ready.synchronize()  # the GPU is past that step (the next one is queued behind it)
         values = entry.values.tolist()
