@@ -121,11 +121,12 @@ async def test_predict_then_reveal_and_scores_kept_between_sessions(tmp_path):
         assert "quiz 1/4 right first time" in _text(app.screen.query_one("#lesson-meta"))
     state = load_learner()
     assert state.answers == {"beta#1": True}
-    # a new session: the score is still there
+    # a new session: the score is still there, and the prediction made hides nothing any more
     app = _app(tmp_path / "runs", lesson="beta")
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.pause()
         assert "quiz 1/4 right first time" in _text(app.screen.query_one("#lesson-meta"))
+        assert app.screen.query_one(BetaExplorer).region.height > 0
 
 
 async def test_two_learners_see_the_options_in_different_orders(tmp_path, monkeypatch):

@@ -197,8 +197,8 @@ class LearnScreen(Screen):
                 widget.add_class("-until-answered")
                 if not isinstance(part, MarkdownPart):
                     predicting = None
-            if isinstance(widget, Quiz) and widget.predict:
-                predicting = widget
+            if isinstance(widget, Quiz) and widget.predict and widget.quiz_id not in self.learner.answers:
+                predicting = widget  # a prediction made in an earlier session hides nothing
             widgets.append(widget)
         return widgets
 
