@@ -13,7 +13,8 @@ from dpo_tutor.tui.context import AppContext
 from dpo_tutor.tui.screens.learn import LearnScreen
 from dpo_tutor.tui.widgets.walkthrough_bar import WalkthroughBar, WalkthroughController
 
-WIDGET_CLASSES = {"beta-explorer": "BetaExplorer", "worked-example": "WorkedExample", "quiz": "Quiz"}
+WIDGET_CLASSES = {"beta-explorer": "BetaExplorer", "worked-example": "WorkedExample", "quiz": "Quiz",
+                  "run-facts": "RunFactsView", "run-compare": "RunCompare", "loss-compare": "LossCompare"}
 
 
 @pytest.fixture(autouse=True)
