@@ -38,6 +38,7 @@ class Pipeline:
 
 
 EFFECTIVE_BATCH = 32
+LAUNCH_FILE = "launched_at.json"  # timed_train.py's note of when it started a run's process
 
 
 def _flags(backend: str, batch: int, accum: int, *, precompute: bool, grouped: bool, compile: str | None = None,
@@ -256,6 +257,8 @@ def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5, launched_at:
     """A pipeline's result from its run folder. launched_at: when its process was started (wall clock),
     so the time to the first step counts imports and start-up too."""
     events = read_events(run_dir)
+    if launched_at is None:
+        launched_at = launch_time(run_dir)
     result = BenchResult(pipeline.key, pipeline.label, state="missing")
     steps = [e for e in events if e["type"] == "step"]
     started = next((e for e in events if e["type"] == "run_started"), None)
@@ -286,6 +289,14 @@ def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5, launched_at:
             result.extra["backend"] = started.get("backend")
             result.extra["gpu"] = started.get("gpu_name") or started.get("device")
     return result
+
+
+def launch_time(run_dir: Path) -> float | None:
+    """When timed_train.py started the run's process (wall clock), or None."""
+    try:
+        return float(json.loads((run_dir / LAUNCH_FILE).read_text(encoding="utf-8"))["launched_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def run_pipeline(pipeline: Pipeline, *, out: Path, common: list[str], timeout: float | None = None) -> BenchResult:

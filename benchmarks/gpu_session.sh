@@ -26,6 +26,8 @@ fi
 mkdir -p /tmp/runs "$OUT/x"
 cd /tmp
 dpo() { python3 -m dpo_tutor "$@"; }
+# Runs started here go through benchmarks/timed_train.py: `dpo-tutor train` itself, its start noted beside
+# the run (launched_at.json) so summarize_runs.py measures imports and start-up as the bench does.
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
 # Byte-code for the carried packages and this project (and, with the cache, the image's): once per machine,
 # then only what changed.
@@ -42,11 +44,11 @@ bench_and_default() {
     --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/x/bench.err"; log "bench rc=$?"
   grep -v '^\[{' "$OUT/bench.txt"
   log "default recipe (auto backend), whole data"
-  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
   log "default rc=$?"
   cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
   log "the same again, 3 steps: a second run of the same pairs (tokenized rows and reference log-probs cached)"
-  timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
+  timeout 60 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 --out /tmp/runs/default-again --quiet > /dev/null 2>&1
   log "again rc=$?"
 }
 
@@ -58,7 +60,7 @@ startagain)
       --out /tmp/bench-$i > "$OUT/bench-$i.txt" 2>/dev/null; log "bench $i rc=$?"
     head -3 "$OUT/bench-$i.txt" | tail -1; tail -1 "$OUT/bench-$i.txt"
   done
-  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-again timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 \
+  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-again timeout 60 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --max-steps 3 \
     --out /tmp/runs/default-start --quiet > /dev/null 2>&1; log "default start rc=$?"
   cp /tmp/runs/default-start/events.jsonl "$OUT/default-start-events.jsonl"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default-start 2>&1 | tail -1
@@ -90,7 +92,7 @@ round7)
   }
   bench_and_default
   log "the default recipe's start with TRL's own tokenizing and in-order reference pass (fast_prep=0), 3 steps, cold"
-  DPO_TUTOR_SWITCHES=fast_prep=0,dataset_cache_dir=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=fast_prep=0,dataset_cache_dir=/tmp/dc-trl-prep timeout 60 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-trl-prep --quiet > /dev/null 2>&1; log "trl-prep rc=$?"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-trl-prep 2>&1 | tail -9
   ;;
@@ -98,11 +100,11 @@ round9)
   # the bench and the default recipe on the ninth round's start-up (lean_imports.py, the reference scored in
   # eval mode), then the default recipe's cold start (3 steps, an empty dataset cache)
   bench_and_default
-  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-cold timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=dataset_cache_dir=/tmp/dc-cold timeout 60 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-cold --quiet > /dev/null 2>&1; log "cold rc=$?"
   # the same cold start with 128 pairs a batch in the reference pass (the call on e58f9f6 also measured
   # there its copies to the host without a wait per batch: no gain, reverted)
-  DPO_TUTOR_SWITCHES=reference_batch=128,dataset_cache_dir=/tmp/dc-128 timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=reference_batch=128,dataset_cache_dir=/tmp/dc-128 timeout 60 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-cold-128 --quiet > /dev/null 2>&1; log "cold-128 rc=$?"
   runs="default default-again default-cold default-cold-128"
   for r in $runs; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
@@ -143,7 +145,7 @@ ckpt9)
       --pipelines ours-hf --out /tmp/bc-$f > "$OUT/x/ckpt-$f.txt" 2>/dev/null; log "fraction $f rc=$?"
     grep -E "^\| ours-hf" "$OUT/x/ckpt-$f.txt" | tail -2
   done
-  DPO_TUTOR_SWITCHES=checkpoint_fraction=0.8 timeout 120 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default-0.8 --quiet > /dev/null 2>&1
+  DPO_TUTOR_SWITCHES=checkpoint_fraction=0.8 timeout 120 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default-0.8 --quiet > /dev/null 2>&1
   log "default 0.8 rc=$?"; cp /tmp/runs/default-0.8/events.jsonl "$OUT/x/default-0.8-events.jsonl"
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default-0.8 2>&1 | tail -5
   tar czf "$OUT/results-$stage.tgz" -C "$OUT" x; rm -rf "$OUT/x"; log "done $stage"; exit 0
@@ -152,7 +154,7 @@ round8)
   # the bench and the default recipe with packed pairs (engine/train/fast/packing.py), then the default recipe's
   # cold start with TRL's two rows a pair (pack=0: its reference pass too), for the start-up difference
   bench_and_default
-  DPO_TUTOR_SWITCHES=pack=0,dataset_cache_dir=/tmp/dc-two-rows timeout 60 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" \
+  DPO_TUTOR_SWITCHES=pack=0,dataset_cache_dir=/tmp/dc-two-rows timeout 60 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" \
     --max-steps 3 --out /tmp/runs/default-two-rows --quiet > /dev/null 2>&1; log "two-rows rc=$?"
   for r in default default-again default-two-rows; do cp /tmp/runs/$r/events.jsonl "$OUT/x/$r-events.jsonl"; done
   python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/default /tmp/runs/default-again /tmp/runs/default-two-rows 2>&1 | tail -9
@@ -165,11 +167,11 @@ final)
     --strategies batched,sequential --chunk 1,8 --no-eager --json "$OUT/chat.json" > "$OUT/chat.txt" 2>&1; log "chat rc=$?"
   tail -14 "$OUT/chat.txt"
   log "hf eager, checkpointing, grouped: 18 steps on 576 pairs"
-  timeout 100 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --backend hf --compile off --max-pairs 576 \
+  timeout 100 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --backend hf --compile off --max-pairs 576 \
     --max-steps 18 --eval-steps 0 --save-steps 0 --out /tmp/runs/hf-eager --quiet > /dev/null 2>&1; log "hf eager rc=$?"
   cp /tmp/runs/hf-eager/events.jsonl "$OUT/hf-eager-events.jsonl"
   log "default recipe (auto backend)"
-  timeout "${DEFAULT_TIMEOUT:-200}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  timeout "${DEFAULT_TIMEOUT:-200}" python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
   log "default rc=$?"
   cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
   log "done final"; exit 0
@@ -249,7 +251,7 @@ multi)
   for spec in "gpus2:--gpus 2 --batch-size 16" "gpus1:--gpus 1" "gpus1-eager:--gpus 1 --cuda-graphs off"; do
     name=${spec%%:*}; flags=${spec#*:}
     log "default recipe, $name ($flags)"
-    timeout 150 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" $flags --max-steps "${STEPS:-64}" --eval-steps 0 \
+    timeout 150 python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" $flags --max-steps "${STEPS:-64}" --eval-steps 0 \
       --save-steps 0 --out /tmp/runs/$name --quiet > "$OUT/$name.out" 2>&1; log "$name rc=$?"
     cp /tmp/runs/$name/events.jsonl "$OUT/$name-events.jsonl"
     python3 "$R/benchmarks/summarize_runs.py" /tmp/runs/$name 2>&1 | tail -1
@@ -264,7 +266,7 @@ round4)
     --pipelines "$P" --out /tmp/bench --json > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
   head -12 "$OUT/bench.txt"
   log "default recipe (auto backend), whole data"
-  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
+  timeout "${DEFAULT_TIMEOUT:-120}" python3 -m dpo_tutor.benchmarks.timed_train --model "$DPO_GGUF" --data "$DATA" --out /tmp/runs/default --quiet > /dev/null 2>&1
   log "default rc=$?"
   cp /tmp/runs/default/events.jsonl "$OUT/default-events.jsonl"
   tar czf "$OUT/bench-runs.tgz" -C /tmp $(cd /tmp && find bench -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null

@@ -174,3 +174,24 @@ def test_tokens_per_s_is_counted_over_the_same_steps_as_pairs_per_s():
     assert steady_rate(steps, 32, skip=0) == pytest.approx(32 / 0.25)
     assert steady_tokens_rate(steps, skip=0) == pytest.approx(1000 / 0.25)
     assert steady_tokens_rate([{**s, "metrics": {}} for s in steps], skip=0) is None  # older logs
+
+
+def test_a_run_started_by_timed_train_is_measured_from_its_launch(tmp_path):
+    """The product keeps no process clock: the bench notes when it started a pipeline's process, and
+    timed_train.py notes it beside a run a script started (launched_at.json)."""
+    import json
+
+    from dpo_tutor.benchmarks.bench import LAUNCH_FILE, Pipeline, summarize_run
+    from dpo_tutor.engine.events import EventWriter
+
+    run = tmp_path / "run"
+    with EventWriter(run / "events.jsonl") as log:
+        log.emit("run_started", backend="hf")
+        for step in (1, 2, 3):
+            log.emit("step", step=step, metrics={"loss": 0.6})
+        log.emit("finished", step=3, summary={})
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    (run / LAUNCH_FILE).write_text(json.dumps({"launched_at": events[0]["time"] - 4.0}))
+    result = summarize_run(run, Pipeline("run", "run", ()))
+    assert result.first_step_s == pytest.approx(events[1]["time"] - events[0]["time"] + 4.0)
+    assert result.extra["startup"]["imports"] == pytest.approx(4.0, abs=0.01)
