@@ -32,7 +32,7 @@ FALLBACK_RECORDINGS = ("default-recipe-h200", "over-refusal-h100")
 
 FACT_KEYS = (
     "source", "recipe", "first_step", "loss", "margin", "accuracy", "heldout_peak", "rewards", "refusal",
-    "ranking", "checks", "answers", "reference",
+    "ranking", "checks", "answers", "reference", "verdict",
 )
 
 
@@ -375,6 +375,9 @@ def fact_sentence(facts: RunFacts, key: str) -> str | None:
         if not warned:
             return f"All {len(checks)} checks in report.json read OK."
         return f"{len(warned)} of {len(checks)} checks warn: " + "; ".join(warned) + "."
+    if key == "verdict":
+        line = facts.report_value("verdict", "line")
+        return f"The report's verdict: {line}" if isinstance(line, str) and line else None
     if key == "answers":
         rows = facts.report_value("harmless")
         if not isinstance(rows, list) or not rows:

@@ -113,3 +113,10 @@ def test_compare_rows_name_a_mix_of_sources_and_a_missing_side():
     assert rows["data"] == ("harmless-base-test.jsonl.gz", "harmless-base.jsonl.gz + helpful-base")
     rows = {what: (a, b) for what, a, b in rf.compare_rows(rf.Missing("gone"), left)}
     assert rows["train accuracy"] == ("not shipped yet", f"{left.train_accuracy:.2f}")
+
+
+def test_the_reports_verdict_line_when_the_report_has_one(tmp_path):
+    facts = rf.read_facts(rf.recording("over-refusal-h100"))
+    assert rf.fact_sentence(facts, "verdict") is None  # written before reports had a verdict
+    facts.report = dict(facts.report, verdict={"label": "worse", "line": "Worse than the base: refuses 80%."})
+    assert rf.fact_sentence(facts, "verdict") == "The report's verdict: Worse than the base: refuses 80%."
