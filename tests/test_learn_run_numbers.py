@@ -99,7 +99,7 @@ async def test_the_case_file_compares_with_the_default_recording_or_says_it_is_n
             assert notes == ["right: the recording default-recipe-h200 is not in this install yet; "
                              "its numbers appear here once it ships."]
         else:
-            assert rows["run"][1] == "default-recipe-h200" and rows["refusals, harmless"][1] != "-"
+            assert rows["run"][1] == "default-recipe-h200" and rows["train loss"][1] != "-"
 
 
 async def test_predict_then_reveal_and_scores_kept_between_sessions(tmp_path):
