@@ -25,6 +25,7 @@ OPTIONAL_ENGINE_MODULES = [
     "dpo_tutor.engine.lessons",
     "dpo_tutor.engine.dpo_math",
     "dpo_tutor.engine.walkthrough",
+    "dpo_tutor.engine.run_facts",
     "dpo_tutor.engine.runs",
     "dpo_tutor.engine.data.load",
     "dpo_tutor.engine.data.quality",
