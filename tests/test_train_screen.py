@@ -412,10 +412,10 @@ async def test_form_checks_fields_as_typed_with_the_engine_messages(runs_dir):
         assert form.field_errors == {}
         assert any("outside 1e-7..1e-2" in w for w in form.warnings)
         assert form.config.beta == 0.2 and not screen.query_one("#start").disabled
-        screen.query_one("#preset").value = "full-epoch"
+        screen.query_one("#preset").value = "two-epochs"
         await pilot.pause()
         assert screen.query_one("#in-max_steps").value == "0"
-        assert form.config.epochs == 1.0 and form.config.beta == 0.2
+        assert form.config.epochs == 2.0 and form.config.beta == 0.2
         screen.query_one("#preset").value = "low-memory"
         await pilot.pause()
         assert (screen.query_one("#in-batch_size").value, screen.query_one("#in-grad_accum").value) == ("8", "4")

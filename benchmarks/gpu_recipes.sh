@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The recipe work on the lent GPU (issue 19), after ../shared/gpu's staging calls:
+#   here:  bash benchmarks/gpu_recipes.sh pack      # .gpu/src (HEAD + this script's files) and .gpu/s2/data
+#   call:  source .gpu/s2/setup.sh && bash .gpu/src/benchmarks/gpu_recipes.sh STAGE
+# STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
+# train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines).
+# The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
+set -u
+stage=${1:?stage}
+if [ "$stage" = pack ]; then
+  root=$(git rev-parse --show-toplevel)
+  rm -rf "$root/.gpu/src" && mkdir -p "$root/.gpu/src" "$root/.gpu/s2/data/hh-rlhf" "$root/.gpu/s2/data/hh-rlhf-helpful-steamshp"
+  git -C "$root" archive HEAD | tar -x -C "$root/.gpu/src"
+  cp "$root/benchmarks/gpu_recipes.sh" "$root/benchmarks/recipe_sweep.py" "$root/.gpu/src/benchmarks/"
+  cp "$root/../shared/data/hh-rlhf/harmless-base-test.jsonl.gz" "$root/.gpu/s2/data/hh-rlhf/"
+  cp "$root/../shared/data/hh-rlhf-helpful-steamshp/anthropic_helpful_test.jsonl.gz" "$root/.gpu/s2/data/hh-rlhf-helpful-steamshp/"
+  du -sh "$root/.gpu/src" "$root/.gpu/s2"
+  exit 0
+fi
+R=$(pwd)
+SRC=$R/.gpu/src
+export DPO_TUTOR_DATA_DIR=$R/.gpu/s2/data DPO_TUTOR_CACHE_DIR=/tmp/dpo-cache PYTHONUNBUFFERED=1
+unset PYTHONDONTWRITEBYTECODE TOKENIZERS_PARALLELISM
+export PYTHONPYCACHEPREFIX=/tmp/pycache
+python3 -m pip install -q --upgrade --no-deps --no-index --no-build-isolation --target /tmp/site "$SRC" 2>&1 | grep -v "Running pip as" | tail -2
+mkdir -p "$OUT" /tmp/runs
+log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
+log "start $stage on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
+case $stage in
+sweep)
+  cd /tmp
+  timeout "${SWEEP_TIMEOUT:-540}" python3 "$SRC/benchmarks/recipe_sweep.py" --model "$DPO_GGUF" --out /tmp/sweep \
+    --workers "${WORKERS:-8}" ${RECIPES:+--recipes "$RECIPES"} > "$OUT/sweep-table.md" 2> "$OUT/sweep.err"
+  log "sweep rc=$?"
+  python3 "$SRC/benchmarks/recipe_sweep.py" --table /tmp/sweep > "$OUT/sweep-table.md"
+  cat "$OUT/sweep-table.md"
+  tar -czf "$OUT/sweep.tgz" -C /tmp/sweep --exclude='*.safetensors' --exclude='checkpoints' --exclude='base' .
+  ;;
+final)
+  # a second, shorter sweep; then the default recipe chosen by `recipe_sweep.py --pick` over both rounds
+  # (the first round's rows travel in .gpu/src/sweep1), recorded as a user runs it
+  cd /tmp
+  timeout "${SWEEP_TIMEOUT:-240}" python3 "$SRC/benchmarks/recipe_sweep.py" --model "$DPO_GGUF" --out /tmp/sweep \
+    --workers "${WORKERS:-5}" --recipes "$RECIPES" > /dev/null 2> "$OUT/sweep.err"
+  log "sweep rc=$?"
+  python3 "$SRC/benchmarks/recipe_sweep.py" --table "$SRC/sweep1" /tmp/sweep > "$OUT/sweep-table.md"
+  cat "$OUT/sweep-table.md"
+  picked=$(python3 "$SRC/benchmarks/recipe_sweep.py" --pick "$SRC/sweep1" /tmp/sweep)
+  log "picked: $picked"
+  TRAIN_FLAGS=$(echo "$picked" | cut -f2)
+  tar -czf "$OUT/sweep.tgz" -C /tmp/sweep --exclude='*.safetensors' --exclude='checkpoints' --exclude='base' . 2>/dev/null
+  ;&
+record)
+  cd /tmp
+  t0=$(date +%s.%N)
+  timeout 300 python3 -m dpo_tutor train --model "$DPO_GGUF" --out /tmp/runs/default ${TRAIN_FLAGS:-} > "$OUT/train.out" 2>&1
+  log "train rc=$? whole run $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s (start to adapter saved)"
+  tail -3 "$OUT/train.out"
+  timeout "${EVAL_TIMEOUT:-150}" python3 -m dpo_tutor eval /tmp/runs/default > "$OUT/eval.out" 2>&1; log "eval rc=$?"
+  cat "$OUT/eval.out" | head -30
+  timeout 60 python3 -m dpo_tutor chat /tmp/runs/default --prompt "What is the capital of France?" > "$OUT/chat.out" 2>&1; log "chat rc=$?"
+  cat "$OUT/chat.out"
+  if [ -n "${HARMLESS_ONLY:-}" ]; then
+    timeout 200 python3 -m dpo_tutor train --model "$DPO_GGUF" --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" \
+      --out /tmp/runs/over-refusal > /dev/null 2>&1; log "harmless-only train rc=$?"
+    timeout "${EVAL_TIMEOUT:-150}" python3 -m dpo_tutor eval /tmp/runs/over-refusal > "$OUT/eval-over-refusal.out" 2>&1; log "eval rc=$?"
+  fi
+  tar -czf "$OUT/runs.tgz" -C /tmp/runs --exclude='*.safetensors' --exclude='checkpoints' --exclude='base' .
+  ;;
+bench)
+  cd /tmp
+  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" \
+    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps 18 --max-pairs 576 \
+    --out /tmp/bench > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
+  cat "$OUT/bench.txt"
+  ;;
+esac
+log "end $stage"
