@@ -27,6 +27,9 @@ from .recorded.loader import recorded_runs
 from .runs import list_runs
 
 REPORT_FILE = "report.json"
+# a first step whose loss is this close to ln 2 is still a tie, up to bf16 rounding and a reference
+# scored in another layout (the default recording's step 1 logs 0.6836 at learning rate 0)
+TIE_LOSS_GAP = 0.02
 # the recording a lesson falls back to when the learner has no run, in order of preference
 FALLBACK_RECORDINGS = ("default-recipe-h200", "over-refusal-h100")
 
@@ -150,6 +153,7 @@ class RunFacts:
         out["delta"] = f"{delta:.1f}" if delta is not None else ""
         out["first_loss"] = f"{self.first['loss']:.4f}" if "loss" in self.first else ""
         out["first_accuracy"] = f"{self.first['rewards/accuracies']:.3f}" if "rewards/accuracies" in self.first else ""
+        out["first_margin"] = f"{self.first['rewards/margins']:+.3f}" if "rewards/margins" in self.first else ""
         acc = self.train_accuracy
         out["train_accuracy"] = f"{acc:.2f}" if acc is not None else ""
         held = self.report_heldout
@@ -301,10 +305,15 @@ def fact_sentence(facts: RunFacts, key: str) -> str | None:
         text += f" (ln 2 = {math.log(2):.4f})"
         if acc is not None:
             text += f", rewards/accuracies {acc:.3f}"
-        if abs(loss - math.log(2)) < 0.005:
-            text += ". The loss is ln 2: the policy still equals the reference"
+        margin = facts.first.get("rewards/margins")
+        if margin is not None:
+            text += f", margin {margin:+.3f}"
+        if abs(loss - math.log(2)) < TIE_LOSS_GAP:
+            text += (". Loss about ln 2 and margin about 0: the policy still equals the reference, up to "
+                     "rounding")
             if acc:
-                text += "; the accuracy is not exactly 0 because rounding noise breaks a few ties"
+                text += (f"; the accuracy of {acc:.3f} is that rounding breaking ties (bf16, and a reference "
+                         "scored in another batch layout), not learning")
         return text + "."
     if key == "loss":
         first, last = facts.first.get("loss"), facts.last.get("loss")

@@ -78,7 +78,7 @@ async def test_with_no_run_a_lesson_reads_a_shipped_recording_and_says_so(tmp_pa
 
         quiz = next(q for q in app.screen.query(Quiz) if q.params.get("run"))
         question = _text(quiz.query_one(".quiz-question"))
-        assert f"shows {numbers} and rewards/accuracies" in question and "{" not in question
+        assert f"shows {numbers}, margin {first['rewards/margins']:+.3f}" in question and "{" not in question
 
 
 async def test_the_case_file_compares_with_the_default_recording_or_says_it_is_not_shipped(tmp_path):

@@ -46,7 +46,7 @@ def test_every_corrected_row_has_a_check_question(row):
 
 
 @pytest.mark.parametrize("wrong", [
-    "takes larger first steps", "reads **0.0**", "typical gap", "does not chase pairs", "wrong forever",
+    "takes larger first steps", "reads **0.0**", "Loss 0.6931 is the signature", "accuracy leaving 0", "typical gap", "does not chase pairs", "wrong forever",
     "one pair per log line", "Colab", "seed course", "lr 5e-4 at batch 32 for two",
 ])
 def test_the_corrected_statements_are_gone(wrong):

@@ -120,3 +120,14 @@ def test_the_reports_verdict_line_when_the_report_has_one(tmp_path):
     assert rf.fact_sentence(facts, "verdict") is None  # written before reports had a verdict
     facts.report = dict(facts.report, verdict={"label": "worse", "line": "Worse than the base: refuses 80%."})
     assert rf.fact_sentence(facts, "verdict") == "The report's verdict: Worse than the base: refuses 80%."
+
+
+def test_a_first_step_near_ln2_is_called_a_tie_and_its_accuracy_rounding():
+    facts = rf.read_facts(rf.recording("over-refusal-h100"))
+    text = rf.fact_sentence(facts, "first_step")
+    assert "up to rounding" in text and "accuracy of 0.125 is that rounding breaking ties" in text
+    facts.first = dict(facts.first, loss=0.6836, **{"rewards/accuracies": 0.625, "rewards/margins": 0.0203})
+    text = rf.fact_sentence(facts, "first_step")  # the default recording's step 1, at learning rate 0
+    assert "loss 0.6836" in text and "margin +0.020" in text and "0.625 is that rounding" in text
+    facts.first = dict(facts.first, loss=0.60)
+    assert "rounding" not in rf.fact_sentence(facts, "first_step")
