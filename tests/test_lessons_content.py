@@ -141,3 +141,8 @@ def test_lessons_read_the_default_recording_through_the_directive_not_typed_numb
     (compare,) = [w for w in case.widgets if w.widget == "run-compare"]
     assert compare.params == {"left": "recording:over-refusal-h100", "right": "recording:default-recipe-h200"} | (
         {"title": compare.params["title"]})
+
+
+def test_the_case_files_numbers_are_read_not_typed():
+    text = "\n".join(str(w.params) for w in LESSONS["case-file-over-refusal"].widgets)
+    assert "{heldout_peak_step}" in text and "step 50" not in text
