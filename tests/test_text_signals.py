@@ -111,3 +111,15 @@ def test_verdict_reads_better_worse_and_mixed():
 
     assert checks.verdict(0.52, 0.45, ok, rates)["label"] == "mixed"  # not clearly above chance
     assert checks.verdict(None, None, ok, {})["label"] == "unknown"
+
+
+def test_eval_summary_opens_with_the_verdict_of_the_shipped_default_recording():
+    import json
+    from pathlib import Path
+
+    from dpo_tutor.commands.eval import summary_lines
+
+    path = Path(__file__).resolve().parents[1] / "engine" / "recorded" / "default-recipe-h200" / "report.json"
+    lines = summary_lines(json.loads(path.read_text(encoding="utf-8"))).splitlines()
+    assert lines[0].startswith("verdict: Mixed: prefers the chosen answer on 52% of held-out pairs")
+    assert lines[1] == "194 held-out pairs, beta 0.1"

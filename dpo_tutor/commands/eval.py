@@ -74,7 +74,8 @@ def summary_lines(report: dict) -> str:
     from dpo_tutor.engine.report import before_after_rows
 
     table = report["before_after"]
-    lines = [f"{table['scored']} held-out pairs, beta {table['beta']:g}"]
+    lines = [f"verdict: {report['verdict']['line']}"] if report.get("verdict") else []
+    lines.append(f"{table['scored']} held-out pairs, beta {table['beta']:g}")
     width = max(len(r[0]) for r in before_after_rows(table))
     lines.append(f"{'':<{width}}  {'base (before)':<36} aligned (after)")
     for measure, base, aligned, _ in before_after_rows(table):
