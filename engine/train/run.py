@@ -324,9 +324,11 @@ def _start(run: _Run, checkpoint: Path | None, run_scope: contextlib.ExitStack) 
 def _load_data(run: _Run, plan: TrainPlan):
     """The train and held-out datasets, with phase events saying what was read."""
     config = run.config
-    run.phase("loading_data", f"reading {config.data or 'the bundled sample'}")
+    run.phase("loading_data", f"reading {config.describe_data()}")
     result, train_ds, eval_ds = prepare_data(config, preloaded=run.preloaded, run_dir=run.run_dir,
                                              world=plan.world_size, switches=plan.switches)
+    if getattr(result, "note", ""):
+        run.phase("loading_data", result.note)  # where the default data came from (hub, local copies, sample)
     for warning in config.check(len(train_ds)):
         log.warning("%s", warning)
         run.phase("loading_data", f"warning: {warning}")
