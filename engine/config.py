@@ -3,7 +3,7 @@
 A TOML file, CLI flags and the UI's form all produce a `TrainConfig`; `validate()` explains problems
 in sentences a person understands (errors stop a run, warnings are shown and the run goes on).
 The defaults are the recipe the sweep chose by what the model does, not by its loss (RECIPES.md):
-one epoch of the balanced HH-RLHF mix at lr 5e-4, which keeps the answers fluent and helpful.
+one epoch of the HH-RLHF mix (harmless 2 : helpful 1) at lr 5e-4: the answers stay fluent and helpful.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ CUDA_GRAPH_MODES = ("auto", "off")
 HELP: dict[str, str] = {
     "model": "hub id, local model folder, .gguf file, or 'tiny' (a random model for tests)",
     "data": "preference data: a file or hub id (hf:owner/name/data_dir), or several to mix; empty: HH-RLHF "
-    "harmless + helpful halves 1:1 (hub, local copies or the sample)",
+    "harmless + helpful halves 2:1 (hub, local copies or the sample)",
     "data_weights": "one weight per data source, e.g. 1,1: each source's share of the pairs (equal when empty)",
     "data_format": "force a format (hh, shp, oasst, trl, mapping); detected when empty",
     "columns": "column mapping for other data, e.g. prompt=question,chosen=good,rejected=bad",
@@ -191,7 +191,9 @@ class TrainConfig:
         """The data in a few words, before it is read: 'a.jsonl.gz', 'a x1 + b x3', or the default."""
         sources = self.data_sources
         if not sources:
-            weights = self.data_weights or [1.0, 1.0]
+            from .data.mix import DEFAULT_WEIGHTS
+
+            weights = self.data_weights or list(DEFAULT_WEIGHTS)
             return "the default data (HH-RLHF harmless-base + helpful-base " + ":".join(f"{w:g}" for w in weights) + ")"
         if len(sources) == 1:
             return sources[0]

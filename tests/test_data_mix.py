@@ -1,4 +1,4 @@
-"""Mixing preference sources by weight, and the default data (HH-RLHF harmless-base + helpful-base 1:1).
+"""Mixing preference sources by weight, and the default data (HH-RLHF harmless-base + helpful-base 2:1).
 
 The real halves are read in place from ../shared/data (CI has it beside the clone); nothing here touches the
 network: the hub is either declared offline or its probe and `datasets.load_dataset` are replaced.
@@ -47,17 +47,17 @@ def used(result) -> dict[str, int]:
 # ---- the default mix ---------------------------------------------------------------------------------
 
 
-def test_default_data_is_both_hh_halves_at_one_to_one_from_the_local_copies(offline_default):
+def test_default_data_is_both_hh_halves_two_to_one_from_the_local_copies(offline_default):
     result, train, heldout = split_for_run(TrainConfig())
-    assert result.note.startswith("data: HH-RLHF harmless-base + helpful-base 1:1 from the local copies in")
-    # 2,312 harmless rows less 9 unusable; 2,344 helpful rows less 6: the scarcer half sets the size
+    assert result.note.startswith("data: HH-RLHF harmless-base + helpful-base 2:1 from the local copies in")
+    # 2,312 harmless rows less 9 unusable; 2,344 helpful rows less 6: harmless, at twice the weight, sets the size
     assert {u.name: (u.rows_read, u.usable, u.used) for u in result.mix} == {
-        "hh-rlhf/harmless-base": (2312, 2303, 2303), "hh-rlhf/helpful-base": (2344, 2338, 2303)}
-    assert result.format == "hh+shp" and len(result.triplets) == 4606
-    assert Counter(t.source for t in result.triplets) == {"hh-rlhf/harmless-base": 2303, "hh-rlhf/helpful-base": 2303}
-    assert (len(train), len(heldout)) == (4146, 460)
-    assert Counter(t.source for t in heldout) == {"hh-rlhf/harmless-base": 230, "hh-rlhf/helpful-base": 230}
-    assert result.report.rows_read == 4656 and result.report.dropped["left out by the weights"] == 35
+        "hh-rlhf/harmless-base": (2312, 2303, 2303), "hh-rlhf/helpful-base": (2344, 2338, 1151)}
+    assert result.format == "hh+shp" and len(result.triplets) == 3454
+    assert Counter(t.source for t in result.triplets) == {"hh-rlhf/harmless-base": 2303, "hh-rlhf/helpful-base": 1151}
+    assert (len(train), len(heldout)) == (3109, 345)
+    assert Counter(t.source for t in heldout) == {"hh-rlhf/harmless-base": 230, "hh-rlhf/helpful-base": 115}
+    assert result.report.rows_read == 4656 and result.report.dropped["left out by the weights"] == 1187
 
 
 def test_train_and_heldout_share_no_prompt_and_cover_every_pair(offline_default):
@@ -69,9 +69,9 @@ def test_train_and_heldout_share_no_prompt_and_cover_every_pair(offline_default)
 def test_the_mixed_list_interleaves_sources_so_a_max_pairs_cut_keeps_both(offline_default):
     result, train, heldout = split_for_run(TrainConfig(max_pairs=40, eval_pairs=16))
     counts = Counter(t.source for t in train)
-    assert len(train) == 40 and abs(counts["hh-rlhf/harmless-base"] - counts["hh-rlhf/helpful-base"]) <= 6
+    assert len(train) == 40 and abs(counts["hh-rlhf/harmless-base"] - 2 * counts["hh-rlhf/helpful-base"]) <= 6
     assert len(Counter(t.source for t in heldout)) == 2
-    assert Counter(t.source for t in result.triplets[:10]) == {"hh-rlhf/harmless-base": 5, "hh-rlhf/helpful-base": 5}
+    assert Counter(t.source for t in result.triplets[:9]) == {"hh-rlhf/harmless-base": 6, "hh-rlhf/helpful-base": 3}
 
 
 def test_evaluation_rebuilds_the_same_heldout_pairs_from_the_saved_config(offline_default, tmp_path):
@@ -82,8 +82,8 @@ def test_evaluation_rebuilds_the_same_heldout_pairs_from_the_saved_config(offlin
     (tmp_path / "config.toml").write_text(config.to_toml(), encoding="utf-8")
     again, info = load_heldout(TrainConfig.from_toml(tmp_path / "config.toml"))
     assert again == heldout and info["heldout"] == len(heldout)
-    assert info["source"].startswith("hh-rlhf/harmless-base x1 (2,303 pairs) + hh-rlhf/helpful-base x1")
-    assert {m["name"]: m["heldout"] for m in info["mix"]} == {"hh-rlhf/harmless-base": 461, "hh-rlhf/helpful-base": 461}
+    assert info["source"].startswith("hh-rlhf/harmless-base x2 (2,303 pairs) + hh-rlhf/helpful-base x1 (1,151 pairs)")
+    assert {m["name"]: m["heldout"] for m in info["mix"]} == {"hh-rlhf/harmless-base": 461, "hh-rlhf/helpful-base": 230}
 
 
 # ---- weights -----------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_a_reachable_hub_is_asked_for_both_halves_of_hh_rlhf(monkeypatch, offlin
     assert calls[0] == ("Anthropic/hh-rlhf", {"name": None, "data_dir": "harmless-base", "split": "train"})
     # the hub failed after its probe passed: the local copies, and the note says both
     assert result.note.startswith("the hub did not give the data (Anthropic/hh-rlhf: cannot load the hub data set")
-    assert "from the local copies in" in result.note and len(result.triplets) == 4606
+    assert "from the local copies in" in result.note and len(result.triplets) == 3454
 
 
 def test_no_hub_and_no_copies_fall_back_to_the_sample_with_one_sentence(monkeypatch, tmp_path, offline_default):
@@ -284,9 +284,9 @@ def test_the_cli_names_the_resolved_mix_in_the_run_config(monkeypatch, offline_d
 
     args = build_parser().parse_args(["train", "--model", "tiny"])
     config = _default_data(args, config_from_args(args))
-    assert capsys.readouterr().err.startswith("dpo-tutor train: data: HH-RLHF harmless-base + helpful-base 1:1")
+    assert capsys.readouterr().err.startswith("dpo-tutor train: data: HH-RLHF harmless-base + helpful-base 2:1")
     assert config.data == [str(SHARED_DATA.joinpath(*HARMLESS)), str(SHARED_DATA.joinpath(*HELPFUL))]
-    assert config.data_weights == [1.0, 1.0] and config_from_args(args) == config
+    assert config.data_weights == [2.0, 1.0] and config_from_args(args) == config
 
 
 def test_data_mix_command_reports_each_sources_pairs_train_and_heldout(offline_default, capsys):
@@ -296,9 +296,9 @@ def test_data_mix_command_reports_each_sources_pairs_train_and_heldout(offline_d
 
     assert main(["data", "mix", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert (out["pairs"], out["train"], out["heldout"]) == (4606, 4146, 460)
+    assert (out["pairs"], out["train"], out["heldout"]) == (3454, 3109, 345)
     assert [(s["name"], s["used"], s["train"], s["heldout"]) for s in out["sources"]] == [
-        ("hh-rlhf/harmless-base", 2303, 2073, 230), ("hh-rlhf/helpful-base", 2303, 2073, 230)]
+        ("hh-rlhf/harmless-base", 2303, 2073, 230), ("hh-rlhf/helpful-base", 1151, 1036, 115)]
     assert main(["data", "mix", "--weights", "1,2,3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["dpo-tutor data: data_weights has 3 weights for the 2 halves of the default data (harmless, "

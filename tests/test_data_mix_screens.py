@@ -43,7 +43,7 @@ async def test_the_train_form_sets_sources_and_weights_and_checks_them(halves, t
         await settle(app, pilot)
         form = app.screen.query_one("TrainForm")
         summary = app.screen.query_one("#form-summary")
-        assert "data: the default data (HH-RLHF harmless-base + helpful-base 1:1)" in text(summary)
+        assert "data: the default data (HH-RLHF harmless-base + helpful-base 2:1)" in text(summary)
         app.screen.query_one("#in-data").value = ", ".join(halves)
         app.screen.query_one("#in-data_weights").value = "1, 3"
         await pilot.pause()
@@ -59,7 +59,7 @@ async def test_the_train_form_sets_sources_and_weights_and_checks_them(halves, t
         from dpo_tutor.tui.widgets.train_form import data_choices
 
         choices = data_choices(tmp_path)
-        assert choices[0] == ("the default mix: HH-RLHF harmless + helpful 1:1", "")
+        assert choices[0] == ("the default mix: HH-RLHF harmless + helpful 2:1", "")
         assert choices[1][0] == "the bundled sample"
         assert ("hub: HH-RLHF harmless + helpful halves",
                 "hf:Anthropic/hh-rlhf/harmless-base, hf:Anthropic/hh-rlhf/helpful-base") in choices
@@ -77,14 +77,14 @@ async def test_the_data_area_shows_the_training_mix_and_tags_each_pair(halves, t
         await pilot.press("m")
         await settle(app, pilot)
         status = text(screen.query_one("#data-status"))
-        assert status.strip() == "mix of 2 sources  ·  showing 4,606 of 4,606 pairs  ·  4,656 rows read"
+        assert status.strip() == "mix of 2 sources  ·  showing 3,454 of 3,454 pairs  ·  4,656 rows read"
         assert len(status.rstrip()) <= 78  # one line at 80 columns, nothing cut
         mix = screen.loaded.result.mix
         assert [(u.name, u.weight, u.used) for u in mix] == [
-            ("hh-rlhf/harmless-base", 1.0, 2303), ("hh-rlhf/helpful-base", 1.0, 2303)]
+            ("hh-rlhf/harmless-base", 2.0, 2303), ("hh-rlhf/helpful-base", 1.0, 1151)]
         stats = text(screen.query_one("#stats-summary"))
-        assert stats.startswith("mix of 2 sources, 4,606 pairs\n hh-rlhf/harmless-base\n   weight 1 · used 2,303/2,303\n"
-                                " hh-rlhf/helpful-base\n   weight 1 · used 2,303/2,338")
+        assert stats.startswith("mix of 2 sources, 3,454 pairs\n hh-rlhf/harmless-base\n   weight 2 · used 2,303/2,303\n"
+                                " hh-rlhf/helpful-base\n   weight 1 · used 1,151/2,338")
         assert max(len(line) for line in stats.splitlines()[:5]) <= 33  # the Stats tab's width at 80x24
         # the browser shows the mixed pairs with their source, and the group filter picks one source
         detail = screen.query_one("#data-detail")
@@ -96,7 +96,7 @@ async def test_the_data_area_shows_the_training_mix_and_tags_each_pair(halves, t
         screen.query_one("#data-group").value = "hh-rlhf/helpful-base"
         await settle(app, pilot)
         table = screen.query_one("#data-table")
-        assert len(table.order) == 2303
+        assert len(table.order) == 1151
         assert {screen.loaded.index.triplets[i].source for i in table.order} == {"hh-rlhf/helpful-base"}
 
 

@@ -15,7 +15,7 @@ examples:
   dpo-tutor data stats ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz
   dpo-tutor data stats prefs.csv --columns prompt=question,chosen=good,rejected=bad --json
   dpo-tutor data show ../shared/data/oasst1/oasst1-en-validation.jsonl.gz --index 3
-  dpo-tutor data mix                                  the default training data: HH-RLHF harmless + helpful 1:1
+  dpo-tutor data mix                                  the default training data: HH-RLHF harmless + helpful 2:1
   dpo-tutor data mix a.jsonl.gz b.jsonl.gz --weights 1,3
 """
 
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     mix = dsub.add_parser("mix", help="sources mixed by weight as a run reads them: pairs used, train / held out",
                           epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     mix.add_argument("sources", nargs="*", metavar="SOURCE",
-                     help="files or hub ids (hf:owner/name/data_dir); none: the default data (HH-RLHF halves 1:1)")
+                     help="files or hub ids (hf:owner/name/data_dir); none: the default data (HH-RLHF halves 2:1)")
     mix.add_argument("--weights", metavar="W,W", help="one weight per source (equal when left out)")
     mix.add_argument("--heldout-fraction", type=float, default=0.1, metavar="F",
                      help="share of each source held out, as a run holds it out (default: 0.1)")

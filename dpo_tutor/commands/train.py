@@ -25,7 +25,7 @@ examples:
   dpo-tutor train --data a.jsonl.gz --data b.jsonl.gz --data-weights 1,3    mix two sources, 1:3
   dpo-tutor train --data hf:Anthropic/hh-rlhf/harmless-base --data hf:Anthropic/hh-rlhf/helpful-base
 
-data: without --data, HH-RLHF harmless-base + helpful-base 1:1: from the hub when it answers, else the
+data: without --data, HH-RLHF harmless-base + helpful-base 2:1: from the hub when it answers, else the
 local copies in $DPO_TUTOR_DATA_DIR, ./data or ../shared/data, else the bundled sample (said on stderr).
 Repeat --data to mix sources; --data-weights gives their shares (equal when left out).
   dpo-tutor train --config my.toml --lr 1e-4 --detach         start and leave it running

@@ -1,4 +1,4 @@
-"""Several preference sources mixed by weight, and the default data: HH-RLHF's two halves at 1:1.
+"""Several preference sources mixed by weight, and the default data: HH-RLHF's two halves, harmless 2 : helpful 1.
 
     result = load_mix([Source("a.jsonl.gz", weight=1), Source("hf:Anthropic/hh-rlhf/helpful-base", weight=1)])
     result.triplets[0].source      # "a" or "hh-rlhf/helpful-base": which source the pair came from
@@ -61,6 +61,9 @@ DEFAULT_HALVES = (
     Half("hh-rlhf/harmless-base", "harmless-base", "hh-rlhf/harmless-base-test.jsonl.gz"),
     Half("hh-rlhf/helpful-base", "helpful-base", "hh-rlhf-helpful-steamshp/anthropic_helpful_test.jsonl.gz"),
 )
+# The recipe sweep's choice (RECIPES.md): the harmless half twice the helpful one declined more red-team
+# prompts than 1:1 (42 % vs 33 %, the base 33 %) with no more refusals of everyday questions.
+DEFAULT_WEIGHTS = (2.0, 1.0)
 LOCAL_FILES = tuple(h.local for h in DEFAULT_HALVES)
 # A local copy of a half is named like the half, so a run on the hub and one on the copies read alike.
 _KNOWN_NAMES = {Path(h.local).name: h.name for h in DEFAULT_HALVES}
@@ -338,7 +341,7 @@ def local_default(cwd: Path | None = None) -> Path | None:
 
 
 def _weights(weights: list[float] | None) -> list[float]:
-    return check_weights(list(weights or []), len(DEFAULT_HALVES))
+    return check_weights(list(weights or DEFAULT_WEIGHTS), len(DEFAULT_HALVES))
 
 
 def hub_default(weights: list[float] | None = None) -> list[Source]:
@@ -355,7 +358,7 @@ def resolve_default(weights: list[float] | None = None, *, hub: bool | None = No
                     cwd: Path | None = None) -> DefaultData:
     """Where the default data comes from now: hub, local copies or the bundled sample (module notes).
 
-    weights: harmless, helpful (1:1 when None). hub: skip the probe (True/False) when already known."""
+    weights: harmless, helpful (DEFAULT_WEIGHTS, 2:1, when None). hub: skip the probe (True/False) when already known."""
     ratio = ":".join(f"{w:g}" for w in _weights(weights))
     if os.environ.get(DEFAULT_DATA_ENV, "").strip().lower() == "sample":
         return DefaultData([], "sample", f"{DEFAULT_DATA_ENV}=sample: training on the bundled sample.", forced=True)

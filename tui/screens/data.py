@@ -4,7 +4,7 @@ The screen composes a virtualised table (tui/widgets/data_table.py), a detail pa
 side by side (data_detail.py) and the report with its charts (data_stats.py). Loading and filtering
 run in thread workers; a worker only returns values or posts messages, never touches a widget.
 It opens the bundled sample when first shown; `open_dataset(app, source)` opens another from anywhere.
-`m` opens the training mix (the default data a run trains on: HH-RLHF harmless + helpful 1:1); a source
+`m` opens the training mix (the default data a run trains on: HH-RLHF harmless + helpful 2:1); a source
 of several comma-separated files or hub ids opens them mixed at equal weights. A mix's pairs carry their
 source's name (the group filter picks one source) and the Stats tab lists each source's weight and pairs.
 """

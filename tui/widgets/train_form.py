@@ -4,7 +4,7 @@ Each field says what it is in one line and is checked as it is typed with the en
 (`TrainConfig.from_dict` for the type, `TrainConfig.validate()` for the values). Model and dataset
 have pickers (recent runs' choices, local files, hub ids, the bundled sample); presets come from
 `engine/presets.py`. The data field takes one source or several separated by commas (a mix, weighed by
-the data_weights field); empty is the default mix, HH-RLHF harmless-base + helpful-base 1:1.
+the data_weights field); empty is the default mix, HH-RLHF harmless-base + helpful-base 2:1.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ DATA_HUB_IDS = ("Anthropic/hh-rlhf", "stanfordnlp/SHP", "OpenAssistant/oasst1")
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
 
 
-DEFAULT_DATA_LABEL = "the default mix: HH-RLHF harmless + helpful 1:1"
+DEFAULT_DATA_LABEL = "the default mix: HH-RLHF harmless + helpful 2:1"
 HH_HALVES_ON_HUB = "hf:Anthropic/hh-rlhf/harmless-base, hf:Anthropic/hh-rlhf/helpful-base"
-PLACEHOLDERS = {"data": "the default mix (HH-RLHF harmless + helpful 1:1)", "data_weights": "equal"}
+PLACEHOLDERS = {"data": "the default mix (HH-RLHF harmless + helpful 2:1)", "data_weights": "equal; default mix 2,1"}
 
 
 def _text(value: object) -> str:
