@@ -6,7 +6,8 @@ with the reason a person can read, and the run_started event records the whole p
 chose what it chose. What is learned is the config's; the plan only changes how it is computed.
 
 `decide` is pure (the machine's facts are arguments, so tests can ask about any machine);
-`plan_run` asks this machine. Nothing heavy is imported here: the train command plans before torch.
+`plan_run` asks this machine (torch, for the GPU). Importing this module imports nothing heavy: the
+train command checks the backend choice before torch is loaded.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class TrainPlan:
     compile_reason: str
     graphs: bool  # steps recorded once as CUDA graphs and replayed (the trainer may still decline the model)
     graphs_reason: str
-    packing: bool  # recorded steps train on packed pairs (a pair a row, its prompt once)
+    packing: bool  # recorded steps train on packed pairs (a pair a row, its prompt once; TRL's collator only)
     gradient_checkpointing: bool
     dataloader_workers: int
     reference_batch: int  # pairs per batch of the reference pass

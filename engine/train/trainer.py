@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from trl import DPOTrainer
+from trl.trainer import dpo_trainer
 
 from .fast import fast_prep, graphed_step, packing, padding
 from .fast.compiled_layers import eager
@@ -94,6 +95,20 @@ def make_trainer(options: TrainerOptions, **kwargs):
     return TunedDPOTrainer(options=options, **kwargs)
 
 
+@contextlib.contextmanager
+def _model_hash_of_frozen_weights():
+    """While TRL's __init__ runs: its hash of the model (the key of its cache of reference log-probs)
+    covers only what the reference is, the frozen weights (`frozen_fingerprint`, milliseconds), instead
+    of every tensor (a second, and different for each seed's fresh adapter). TRL calls the module-level
+    name `hash_module` once in __init__; there is no argument to pass it."""
+    original = dpo_trainer.hash_module
+    dpo_trainer.hash_module = frozen_fingerprint
+    try:
+        yield
+    finally:
+        dpo_trainer.hash_module = original
+
+
 @dataclass
 class _ReferencePass:
     name: str  # TRL's name of the dataset: "train" or "eval"
@@ -136,16 +151,8 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
 
     def __init__(self, *args, options: TrainerOptions, **kwargs):
         self.options = options  # before TRL's __init__, which runs the reference pass
-        # TRL keys its cache of reference log-probs on a hash of the model, taken in its __init__; ours
-        # hashes only what the reference is (the frozen weights), in milliseconds instead of a second.
-        from trl.trainer import dpo_trainer
-
-        trl_hash = dpo_trainer.hash_module
-        dpo_trainer.hash_module = frozen_fingerprint
-        try:
+        with _model_hash_of_frozen_weights():
             super().__init__(*args, **kwargs)
-        finally:
-            dpo_trainer.hash_module = trl_hash
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         # TRL's tokenization, a thousand rows per tokenizer call instead of one (fast_prep.py)
