@@ -61,7 +61,7 @@ def run_one(name: str, args: argparse.Namespace) -> dict:
     from dpo_tutor.engine.evaluate import EvalOptions, evaluate_run
     from dpo_tutor.engine.events import read_events
     from dpo_tutor.engine.report import build_report, write_report
-    from dpo_tutor.engine.train.driver import run_training
+    from dpo_tutor.engine.train.run import run_training
 
     extra = {"max_steps": args.max_steps} if args.max_steps else {}
     config = config_for(name, args.model, args.data_dir, extra)

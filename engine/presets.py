@@ -101,7 +101,7 @@ def cpu_time_warning(config: TrainConfig, gpu: bool, remedy: str = "The 'CPU loo
         return None
     slow, fast = CPU_PAIRS_PER_S
     if pairs is None:
-        how_long = f"every pair for {config.epochs:g} epochs: hours"
+        how_long = f"every pair for {config.epochs:g} epoch{'' if config.epochs == 1 else 's'}: hours"
     else:
         how_long = f"{pairs:,} pairs: ~{max(1, round(pairs / fast / 60))}-{round(pairs / slow / 60)} min"
     return (f"No GPU found: this trains on the CPU at ~{slow:g}-{fast:g} pairs/s for SmolLM2-135M ({how_long}). "

@@ -86,8 +86,8 @@ def test_replay_delays_follow_recorded_time_scaled_and_capped():
 
 def test_presets_are_valid_configs():
     assert [p.label for p in PRESETS.values()] == [
-        "quick demo (1 min)", "CPU look (~2 min, no GPU)", "lesson run (~4 min, the video segment)",
-        "full epoch", "low memory (< 1.5 GiB of GPU memory)"]
+        "quick demo (1 min)", "CPU look (~2 min, no GPU)", "lesson run (~1 min on a GPU, the video segment)",
+        "two epochs (an overfitting experiment)", "low memory (< 1.5 GiB of GPU memory)"]
     for p in PRESETS.values():
         config = p.apply()
         assert isinstance(config, TrainConfig)
@@ -121,4 +121,4 @@ def test_cpu_time_warning_and_the_default_preset():
     assert warning.startswith("No GPU found") and "1,280 pairs: ~21-71 min" in warning
     assert cpu_time_warning(preset("cpu-look").apply(), gpu=False) is None  # 48 pairs: minutes
     assert cpu_time_warning(demo.replace(model="tiny"), gpu=False) is None  # the random test model is quick
-    assert "every pair for 2 epochs: hours" in cpu_time_warning(preset("lesson-run").apply(), gpu=False)
+    assert "every pair for 1 epoch: hours" in cpu_time_warning(preset("lesson-run").apply(), gpu=False)
