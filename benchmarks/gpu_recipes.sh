@@ -68,11 +68,17 @@ record)
   tar -czf "$OUT/runs.tgz" -C /tmp/runs --exclude='*.safetensors' --exclude='checkpoints' --exclude='base' .
   ;;
 bench)
+  # the four pipelines on the final code, then the default run as a user starts it (the whole run timed)
   cd /tmp
-  timeout "${BENCH_TIMEOUT:-400}" python3 -m dpo_tutor bench --model "$DPO_GGUF" \
+  timeout "${BENCH_TIMEOUT:-280}" python3 -m dpo_tutor bench --model "$DPO_GGUF" \
     --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps 18 --max-pairs 576 \
     --out /tmp/bench > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
   cat "$OUT/bench.txt"
+  t0=$(date +%s.%N)
+  timeout "${TRAIN_TIMEOUT:-60}" python3 -m dpo_tutor train --model "$DPO_GGUF" --out /tmp/runs/default-final > "$OUT/train.out" 2>&1
+  log "default train rc=$? whole run $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s (start to adapter saved)"
+  tail -2 "$OUT/train.out"
+  cp /tmp/runs/default-final/events.jsonl "$OUT/default-final-events.jsonl" 2>/dev/null
   ;;
 esac
 log "end $stage"
