@@ -150,8 +150,8 @@ DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".csv")
 
 
 def shared_data_files() -> list[Path]:
-    """Data files under ../shared/data (beside the checkout or the working folder), when present."""
-    env = os.environ.get("DPO_TUTOR_SHARED_DATA")
+    """Data files under $DPO_TUTOR_DATA_DIR, else ../shared/data (beside the checkout or the working folder)."""
+    env = os.environ.get("DPO_TUTOR_DATA_DIR")  # the same folder the default data is looked for in
     candidates = [Path(env)] if env else [
         Path.cwd().parent / "shared" / "data",
         Path(__file__).resolve().parents[2] / "shared" / "data",
