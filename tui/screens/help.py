@@ -40,6 +40,7 @@ class HelpRow:
     does: str
     binding: Binding
     owner: str  # "screen", "widget" or "app"
+    widget: object = None  # for a widget's key: the first such widget on the screen (it acts once focused)
 
 
 def help_rows(app, below: Screen | None, mode: str | None = None) -> list[HelpRow]:
@@ -47,7 +48,7 @@ def help_rows(app, below: Screen | None, mode: str | None = None) -> list[HelpRo
     rows: list[HelpRow] = []
     seen: set[tuple[str, str]] = set()
 
-    def add(section: str, bindings, owner: str) -> None:
+    def add(section: str, bindings, owner: str, widget=None) -> None:
         for b in bindings:
             if not isinstance(b, Binding) or (b.key, b.action) in seen:
                 continue
@@ -58,7 +59,7 @@ def help_rows(app, below: Screen | None, mode: str | None = None) -> list[HelpRo
             if b.action.startswith("switch_mode("):
                 name = b.action[len("switch_mode('"):-2]
                 does = f"go to the {area_label(name)} area" + (" (you are here)" if name == mode else "")
-            rows.append(HelpRow(section, key_words(app, b), does, b, owner))
+            rows.append(HelpRow(section, key_words(app, b), does, b, owner, widget))
 
     if below is not None:
         title = area_label(mode) if mode in AREAS else getattr(below, "area_title", type(below).__name__)
@@ -66,7 +67,7 @@ def help_rows(app, below: Screen | None, mode: str | None = None) -> list[HelpRo
         for widget in below.query("*"):
             own = type(widget).__dict__.get("BINDINGS")  # our widget's own keys, not those it inherits
             if type(widget).__module__.startswith("dpo_tutor") and own:
-                add(f"{title}: {widget_name(widget)}", own, "widget")
+                add(f"{title}: {widget_name(widget)}", own, "widget", widget)
     add("Everywhere", app.BINDINGS, "app")
     add("Everywhere", [Binding(app.COMMAND_PALETTE_BINDING, "command_palette", "command palette: go to a lesson, "
                                "open a data set or a run, start training")], "app")
