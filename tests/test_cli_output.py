@@ -73,3 +73,11 @@ def test_library_progress_bars_are_off_unless_asked_for(monkeypatch):
     quiet_libraries()
     assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
     assert os.environ["TRANSFORMERS_VERBOSITY"] == "info"  # a person's own setting wins
+
+
+def test_bench_progress_lines_carry_no_raw_result_dict():
+    from dpo_tutor.commands.bench import progress_text
+
+    assert progress_text('bench: ours-hf: finished {"pairs_per_s": 298.6, "state": "finished"}') == \
+        "bench: ours-hf: finished"
+    assert progress_text("bench: ours-hf ...") == "bench: ours-hf ..."

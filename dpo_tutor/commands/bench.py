@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
 
 
+def progress_text(line: str) -> str:
+    """A pipeline's progress line without the raw result dict the bench appends to it (the table below
+    says it all, and --json prints the results whole)."""
+    head, brace, rest = line.partition(" {")
+    return head if brace and line.rstrip().endswith("}") else line
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import tempfile
@@ -51,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         results = run_bench(
             model=args.model, data=args.data, steps=args.steps, max_length=args.max_length,
             max_pairs=args.max_pairs, pipelines=[p.strip() for p in args.pipelines.split(",") if p.strip()],
-            out_dir=out, progress=lambda line: print(line, file=sys.stderr, flush=True),
+            out_dir=out, progress=lambda line: print(progress_text(line), file=sys.stderr, flush=True),
         )
     except UserError as exc:
         print(f"dpo-tutor bench: {exc.one_line()}", file=sys.stderr)
