@@ -55,6 +55,8 @@ class TrainScreen(Screen):
         Binding("ctrl+g", "show_form", "Configure", id="train-configure"),
         Binding("ctrl+l", "toggle_log", "Log", id="train-log"),
         Binding("ctrl+b", "toggle_side", "Panel", id="train-panel"),
+        Binding("c", "next_chart", "One chart at a time, large (again: the next, then all four)", show=False,
+                id="train-chart"),
     ]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -207,6 +209,11 @@ class TrainScreen(Screen):
         side.toggle_class("-hidden")
         if side.has_class("-hidden") and self.focused is not None and side in self.focused.ancestors:
             self.set_focus(None)
+
+    def action_next_chart(self) -> None:
+        shown = self.query_one(TrainCharts).next_chart()
+        self.redraw_charts()
+        self.notify(f"Showing {shown}; c for the next.", title="charts", timeout=3)
 
     def action_toggle_log(self) -> None:
         shown = self.query_one(TrainLog).styles.display != "none"

@@ -125,10 +125,19 @@ class MetricChart(PlotextPlot):
         self.refresh()
 
 
+ONE_CHART_BELOW = 14  # rows: under this (60x20), four charts would have no room for data; one is shown at a time
+
+
 class TrainCharts(Vertical):
+    """Four charts in a grid; `c` shows one at a time, large (and again the next, then the grid). Where the
+    four would have no rows left for data (60x20), one is shown and `c` goes through them."""
+
     DEFAULT_CSS = """
     TrainCharts { height: 1fr; }
     TrainCharts > Grid { grid-size: 2 2; grid-gutter: 0 1; height: 1fr; }
+    TrainCharts.-one > Grid { grid-size: 1 1; }
+    TrainCharts.-one MetricChart { display: none; }
+    TrainCharts.-one MetricChart.-current { display: block; }
     TrainCharts MetricChart { height: 1fr; min-height: 6; }
     TrainCharts > .chart-legend { height: auto; color: $text-muted; padding: 0 1; }
     """
@@ -140,6 +149,29 @@ class TrainCharts(Vertical):
         yield Static(LEGEND, classes="chart-legend")
 
     _next = 0
+    single = -1  # the chart shown alone (an index of CHARTS), -1 for the grid of four
+
+    def on_resize(self) -> None:
+        self._layout_charts()
+
+    def next_chart(self) -> str:
+        """Grid -> each chart alone -> grid (where the grid fits); returns what is shown."""
+        cramped = self.size.height < ONE_CHART_BELOW
+        self.single = (self.shown + 1) % len(CHARTS) if cramped else (self.single + 2) % (len(CHARTS) + 1) - 1
+        self._layout_charts()
+        return "all four charts" if self.shown < 0 else CHARTS[self.shown].title
+
+    @property
+    def shown(self) -> int:
+        if self.single < 0 and self.size.height and self.size.height < ONE_CHART_BELOW:
+            return 0
+        return self.single
+
+    def _layout_charts(self) -> None:
+        shown = self.shown
+        self.set_class(shown >= 0, "-one")
+        for i, chart in enumerate(self.query(MetricChart)):
+            chart.set_class(i == shown, "-current")
 
     def redraw(self, store: MetricsStore, limit: int | None = None) -> int:
         """Redraw the charts whose data or size changed, at most `limit` of them (taking turns);
