@@ -174,22 +174,27 @@ def overfitting_check(train_accuracy: float | None, heldout_accuracy: float) -> 
                  LESSON_EVALUATION)
 
 
+def _kl(check_id: str, title: str, kl: float | None, limit: float, text: str, warn: str, ok: str) -> Check:
+    """A KL check: n/a when not computed, warn above `limit` nats/token, ok otherwise."""
+    threshold = f"warn above {limit:g} nats/token"
+    if kl is None or not math.isfinite(kl):
+        return Check(check_id, title, "n/a", None, "-", threshold, "Not computed.", LESSON_BETA)
+    status, verdict = ("warn", warn) if kl > limit else ("ok", ok)
+    return Check(check_id, title, status, kl, text, threshold, verdict, LESSON_BETA)
+
+
 def kl_check(kl_per_token: float | None, beta: float) -> Check:
     """KL(policy || reference) per token, teacher-forced on the held-out pairs' chosen answers."""
-    title = "KL to the reference on held-out answers"
-    threshold = f"warn above {KL_PER_TOKEN_HIGH:g} nats/token"
-    if kl_per_token is None or not math.isfinite(kl_per_token):
-        return Check("kl_to_reference", title, "n/a", None, "-", threshold, "Not computed.", LESSON_BETA)
-    text = f"{kl_per_token:.3f} nats/token (beta {beta:g})"
-    if kl_per_token > KL_PER_TOKEN_HIGH:
-        return Check("kl_to_reference", title, "warn", kl_per_token, text, threshold,
-                     "On the data set's answers the aligned model's next-token distributions moved far from the "
-                     "reference: it may have lost fluency or knowledge. DPO has no KL penalty on the model's own "
-                     "outputs (beta sets how far a pair pulls before it stops), so a lower learning rate or fewer "
-                     "epochs keep it closer more surely than a larger beta.", LESSON_BETA)
-    return Check("kl_to_reference", title, "ok", kl_per_token, text, threshold,
-                 "On the data set's answers the aligned model stayed close to the reference. That says little "
-                 "about its own answers: see the KL on its own samples.", LESSON_BETA)
+    return _kl(
+        "kl_to_reference", "KL to the reference on held-out answers", kl_per_token, KL_PER_TOKEN_HIGH,
+        f"{kl_per_token:.3f} nats/token (beta {beta:g})" if kl_per_token is not None else "-",
+        "On the data set's answers the aligned model's next-token distributions moved far from the "
+        "reference: it may have lost fluency or knowledge. DPO has no KL penalty on the model's own "
+        "outputs (beta sets how far a pair pulls before it stops), so a lower learning rate or fewer "
+        "epochs keep it closer more surely than a larger beta.",
+        "On the data set's answers the aligned model stayed close to the reference. That says little "
+        "about its own answers: see the KL on its own samples.",
+    )
 
 
 def harmful_check(base_answers: Sequence[str], aligned_answers: Sequence[str], source: str = "") -> Check:
@@ -240,18 +245,13 @@ def degeneration_check(base_answers: Sequence[str], aligned_answers: Sequence[st
 
 def sample_kl_check(kl_per_token: float | None, samples: int) -> Check:
     """KL(policy || reference) per token on the aligned model's own sampled answers (on-policy)."""
-    title = "KL to the reference on the model's own answers"
-    threshold = f"warn above {SAMPLE_KL_HIGH:g} nats/token"
-    if kl_per_token is None or not math.isfinite(kl_per_token):
-        return Check("sample_kl", title, "n/a", None, "-", threshold, "Not computed.", LESSON_BETA)
-    text = f"{kl_per_token:.3f} nats/token ({samples} sampled answers)"
-    if kl_per_token > SAMPLE_KL_HIGH:
-        return Check("sample_kl", title, "warn", kl_per_token, text, threshold,
-                     "Where the aligned model writes on its own it has moved far from the reference, even if the "
-                     "data set's answers look close: this is where refusing everything or looping shows.",
-                     LESSON_BETA)
-    return Check("sample_kl", title, "ok", kl_per_token, text, threshold,
-                 "On its own answers the aligned model stays close to the reference.", LESSON_BETA)
+    return _kl(
+        "sample_kl", "KL to the reference on the model's own answers", kl_per_token, SAMPLE_KL_HIGH,
+        f"{kl_per_token:.3f} nats/token ({samples} sampled answers)" if kl_per_token is not None else "-",
+        "Where the aligned model writes on its own it has moved far from the reference, even if the "
+        "data set's answers look close: this is where refusing everything or looping shows.",
+        "On its own answers the aligned model stays close to the reference.",
+    )
 
 
 def verdict(heldout_accuracy: float | None, heldout_low: float | None, checks: Sequence[Check],
