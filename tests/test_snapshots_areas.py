@@ -74,7 +74,9 @@ def test_data_stats_on_hh_rlhf(snap_compare, tmp_path, size):
         pilot.app.screen.open_source(str(source))
         await settle(pilot)
         await pilot.press("s", "z")
-        await pilot.pause(0.2)
+        await settle(pilot)
+        pilot.app.screen.query_one("#data-stats").refresh(layout=True)  # the charts drawn at their final width
+        await pilot.pause(0.3)
 
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, run_before=run_before)
 

@@ -71,6 +71,10 @@ class DataStats(VerticalScroll):
         if chosen:
             plt.multiple_bar(self.chosen_hist[0], [self.chosen_hist[1], self.rejected_hist[1]],
                              labels=["chosen", "rejected"])
+            # ticks chosen here: plotext picks a different subset from run to run
+            centres = self.chosen_hist[0]
+            ticks = centres[:: max(1, len(centres) // 5)]
+            plt.xticks(ticks, [f"{t:,}" for t in ticks])
         plot.refresh()
         bias_plot = self.query_one("#stats-bias", PlotextPlot)
         bplt = bias_plot.plt
