@@ -12,7 +12,6 @@ from dpo_tutor.tui.metrics_store import LOSS
 from dpo_tutor.tui.run_watcher import watcher_of
 from dpo_tutor.tui.screens.train import TrainScreen
 
-
 RECORDED = {p.name: p for p in recorded_runs()}
 
 
