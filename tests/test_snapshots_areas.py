@@ -279,6 +279,8 @@ def test_chat_shows_a_recordings_saved_answers(snap_compare, tmp_path, size):
     async def run_before(pilot) -> None:
         await pilot.press("5")
         await settle(pilot)
+        pilot.app.screen.query_one("#chat-run").value = str(RECORDING)  # this case file, whatever ships beside it
+        await settle(pilot)
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, run_before=run_before)
