@@ -12,12 +12,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import shared_file
 from dpo_tutor.engine.events import read_events
 from dpo_tutor.engine.recorded.loader import HERE as RECORDED
 from dpo_tutor.tui.app import DpoTutorApp
 from dpo_tutor.tui.context import AppContext
-
-from conftest import shared_file
 
 FIXTURE_RUNS = Path(__file__).parent / "fixtures" / "runs"
 RECORDING = RECORDED / "over-refusal-h100"

@@ -139,10 +139,10 @@ class QualityReport:
                 lines.append(str(key))
                 width = max((len(str(k)) for k in value), default=0) + 1
                 shown = [_number(v) for v in value.values()]
-                num_w = max((len(v) for v, raw in zip(shown, value.values()) if isinstance(raw, (int, float))),
+                num_w = max((len(v) for v, raw in zip(shown, value.values(), strict=True) if isinstance(raw, (int, float))),
                             default=0)
                 lines += [f"  {str(k):<{width}}" + (v.rjust(num_w) if isinstance(raw, (int, float)) else v)
-                          for (k, raw), v in zip(value.items(), shown)]
+                          for (k, raw), v in zip(value.items(), shown, strict=True)]
             else:
                 lines.append(f"{str(key):<{key_w}}{_number(value)}")
         return lines

@@ -12,9 +12,8 @@ numbers at even spacing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from dpo_tutor.engine.recorded.loader import recorded_runs
 from dpo_tutor.engine.runs import RunInfo, list_runs, run_info
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from rich.text import Text
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Select, Static
