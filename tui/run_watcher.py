@@ -390,8 +390,8 @@ class RunWatcher:
                     pass  # it is saving its checkpoint; it ends by itself (own session)
 
     async def _launch(self, state: RunState, launch: Launch) -> None:
-        # As `dpo-tutor train --detach` does: stdout and stderr (where the engine logs, with
-        # DPO_TUTOR_DETACHED set) go to the run's train.log, so the run outlives this UI if asked to.
+        # As `dpo-tutor train --detach` does: stdout and stderr (where the engine logs; it sees that its
+        # stderr is train.log) go to the run's train.log, so the run outlives this UI if asked to.
         log = open(state.path / LOG_FILE, "ab")  # noqa: SIM115, ASYNC230 - handed to the child, closed below
         try:
             launch.process = self.process = await asyncio.create_subprocess_exec(
@@ -400,7 +400,7 @@ class RunWatcher:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # our terminal's signals are not its signals; it may outlive us
-                env={**os.environ, "PYTHONUNBUFFERED": "1", "DPO_TUTOR_DETACHED": "1"},
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         finally:
             log.close()
