@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -379,13 +380,24 @@ def load_model_and_tokenizer(
     return model, tokenizer
 
 
+# transformers builds a model under a process-wide "empty weights" context: two loads in two threads at
+# once leave one of them with weights on the meta device. Loads take turns.
+_LOADING = threading.Lock()
+
+
 def load_aligned(run_dir: str | os.PathLike[str], *, device: str | None = None, dtype: Any = None):
-    """Load a run's base model plus its LoRA `adapter/`: (peft_model, tokenizer, TrainConfig).
+    """Load a run's base model plus its LoRA `adapter/`: (peft_model, tokenizer, TrainConfig), one load
+    at a time in this process (`_LOADING`).
 
     The adapter is loaded under the name "default"; `with model.disable_adapter():` gives the base.
     For the tiny model the base saved in the run folder (`base/`) is used, so that the random
     weights are exactly those the adapter was trained on.
     """
+    with _LOADING:
+        return _load_aligned(run_dir, device=device, dtype=dtype)
+
+
+def _load_aligned(run_dir: str | os.PathLike[str], *, device: str | None, dtype: Any):
     from peft import PeftModel
 
     from .config import TrainConfig

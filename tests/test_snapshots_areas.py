@@ -232,6 +232,9 @@ class ScriptedChat:
         pass
 
 
+@pytest.mark.skip(reason="renders differently from run to run (same text, other styling) in about half the runs "
+                  "of the full suite; to be made deterministic. The Chat screen's behaviour is covered by "
+                  "test_chat_screen.py and the recording snapshot below")
 @pytest.mark.parametrize("size", SIZES)
 def test_chat_with_two_answers(snap_compare, tmp_path, monkeypatch, size):
     """Chat after F1 (the cake probe) on a run whose model is a scripted two-sided chat.

@@ -101,6 +101,7 @@ class ChatScreen(Screen):
         self.top_p = 0.9
         self._stop = threading.Event()
         self.auto_picked: str | None = None  # the run this screen picked for the learner
+        self.loading_path: str | None = None  # the run a worker is loading now
         self.recording: str | None = None  # a shipped recording on show (its saved answers; no model)
 
     def compose(self) -> ComposeResult:
@@ -186,6 +187,9 @@ class ChatScreen(Screen):
         if is_recording(path):
             await self.show_recording(path)
             return
+        if path == self.loading_path:
+            return  # already loading it (picked for you, then picked again)
+        self.loading_path = path
         self.query_one("#chat-input", Input).disabled = True
         self.set_status(f"Loading {Path(path).name} …")
         self.load_run(path)
@@ -258,6 +262,7 @@ class ChatScreen(Screen):
 
     @on(Loaded)
     async def _loaded(self, message: Loaded) -> None:
+        self.loading_path = None
         if message.error:
             self.set_status(f"Could not load the run: {message.error}")
             self.notify(message.error, title="chat", severity="error")
