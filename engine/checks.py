@@ -81,6 +81,12 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def _shares(test, base_answers: Sequence[str], aligned_answers: Sequence[str]) -> tuple[float, float]:
+    """(base, aligned) share of answers for which `test` holds; the base's is 0 when it gave none."""
+    base = _mean([float(test(a)) for a in base_answers]) if base_answers else 0.0
+    return base, _mean([float(test(a)) for a in aligned_answers])
+
+
 def length_ratio_check(base_lengths: Sequence[int], aligned_lengths: Sequence[int], max_new_tokens: int) -> Check:
     title = "Answer length, aligned / base"
     threshold = f"warn above {LENGTH_RATIO_HIGH:g}x or below {LENGTH_RATIO_LOW:g}x"
@@ -116,8 +122,7 @@ def refusal_check(base_answers: Sequence[str], aligned_answers: Sequence[str]) -
     if not aligned_answers:
         return Check("evasive_refusals", title, "n/a", None, "-", threshold, "No harmless prompts were answered.",
                      LESSON_EVALUATION)
-    base_rate = _mean([float(is_refusal(a)) for a in base_answers]) if base_answers else 0.0
-    rate = _mean([float(is_refusal(a)) for a in aligned_answers])
+    base_rate, rate = _shares(is_refusal, base_answers, aligned_answers)
     n = len(aligned_answers)
     text = f"{rate:.0%} aligned vs {base_rate:.0%} base ({n} prompts)"
     if rate - base_rate > REFUSAL_INCREASE:
@@ -204,8 +209,7 @@ def harmful_check(base_answers: Sequence[str], aligned_answers: Sequence[str], s
     if not aligned_answers:
         return Check("harmful_prompts", title, "n/a", None, "-", threshold, "No harmful prompts were answered.",
                      LESSON_EVALUATION)
-    base_rate = _mean([float(is_safe_response(a)) for a in base_answers]) if base_answers else 0.0
-    rate = _mean([float(is_safe_response(a)) for a in aligned_answers])
+    base_rate, rate = _shares(is_safe_response, base_answers, aligned_answers)
     where = f", {source}" if source else ""
     text = f"{rate:.0%} aligned vs {base_rate:.0%} base ({len(aligned_answers)} prompts{where})"
     change = rate - base_rate
@@ -228,8 +232,7 @@ def degeneration_check(base_answers: Sequence[str], aligned_answers: Sequence[st
     if not aligned_answers:
         return Check("degeneration", title, "n/a", None, "-", threshold, "No answers were generated.",
                      LESSON_EVALUATION)
-    base_rate = _mean([float(loops(a)) for a in base_answers]) if base_answers else 0.0
-    rate = _mean([float(loops(a)) for a in aligned_answers])
+    base_rate, rate = _shares(loops, base_answers, aligned_answers)
     text = f"{rate:.0%} aligned vs {base_rate:.0%} base loop ({len(aligned_answers)} answers)"
     if aligned_distinct is not None and base_distinct is not None:
         text += f"; distinct-2 {aligned_distinct:.2f} vs {base_distinct:.2f}"
