@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..paths import display_path
 from .triplet import Triplet
 
 # The reasons a row is not used, in the order a report lists them.
@@ -108,7 +109,7 @@ class QualityReport:
         """
         key_w = 12
         lines = [
-            f"{'source':<{key_w}}{self.source}",
+            f"{'source':<{key_w}}{display_path(self.source)}",
             f"{'format':<{key_w}}{self.format}",
             f"{'rows read':<{key_w}}{self.rows_read:>9,}",
             f"{'usable':<{key_w}}{self.usable:>9,}",

@@ -18,6 +18,7 @@ from typing import ClassVar
 from dpo_tutor.engine.data.browse import FLAGS, LENGTH_BUCKETS, LONG_CHARS, BrowseIndex, remember_source
 from dpo_tutor.engine.data.load import LoadResult
 from dpo_tutor.engine.errors import UserError
+from dpo_tutor.engine.paths import display_path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -309,7 +310,7 @@ class DataScreen(Screen):
                          f"{report.rows_read:,} rows read")
             return
         name = self.loaded.request.source
-        name = "bundled sample" if name in ("", TRAINING_MIX) else name
+        name = "bundled sample" if name in ("", TRAINING_MIX) else display_path(name)
         self._status(
             f"{name}  ·  {self.loaded.result.format}  ·  showing {shown:,} of {report.usable:,} usable"
             f"  ·  {report.rows_read:,} rows read, {report.dropped_total:,} dropped"
