@@ -43,7 +43,7 @@ class Switches:
     dataloader_workers: int = 0  # processes that collate batches beside the training loop
     compile_backend: str = "inductor"  # torch.compile's backend for compiled layers (tests: aot_eager)
     dataset_cache_dir: str = ""  # the tokenized-pairs cache folder ("": in the user cache folder)
-    # for tests
+    # for tests: these may change what a run does, so no benchmark sets them
     default_data: str = ""  # "sample": a run without data trains on the bundled sample (engine/data may read it)
     no_cuda: bool = False  # act as if there were no CUDA GPU
     force_graphs: bool = False  # run recorded steps even off a CUDA GPU (on a CPU a "replay" runs eagerly)

@@ -19,10 +19,20 @@ def shared_file(*parts: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def own_dataset_cache(tmp_path, monkeypatch):
-    """Each test tokenizes and scores the reference afresh: runs cache both (engine/train/pairs_cache.py),
-    and a test that counts reference passes must not find an earlier test's."""
-    monkeypatch.setenv("DPO_TUTOR_SWITCHES", f"dataset_cache_dir={tmp_path / 'dataset-cache'}")
+def test_switches(tmp_path, monkeypatch):
+    """Two switches (engine/switches.py) every test starts with.
+
+    dataset_cache_dir: each test tokenizes and scores the reference afresh; runs cache both
+    (engine/train/pairs_cache.py), and a test that counts reference passes must not find an earlier test's.
+    default_data=sample: a run without data trains on the bundled sample, as before the default became the
+    HH-RLHF mix (engine/data/mix.py), so tiny runs stay tiny and nothing probes the hub. Tests of the
+    default mix lift it with `lift_sample_default(monkeypatch)`."""
+    monkeypatch.setenv("DPO_TUTOR_SWITCHES", f"dataset_cache_dir={tmp_path / 'dataset-cache'},default_data=sample")
+
+
+def lift_sample_default(monkeypatch) -> None:
+    """The default data resolves as for a user (hub, local copies, sample), not to the sample outright."""
+    set_switches(monkeypatch, default_data="")
 
 
 def set_switches(monkeypatch, **values) -> None:
@@ -41,14 +51,6 @@ def switches_env(**values) -> dict[str, str]:
     from dpo_tutor.engine.switches import ENV, encode
 
     return {ENV: encode(values, os.environ.get(ENV, ""))}
-
-
-@pytest.fixture(autouse=True)
-def default_data_is_the_sample(monkeypatch):
-    """A run without data trains on the bundled sample here, as before the default became the HH-RLHF mix
-    (engine/data/mix.py): tiny runs stay tiny and nothing probes the hub. Tests of the default mix lift it
-    (`monkeypatch.delenv("DPO_TUTOR_DEFAULT_DATA")`)."""
-    monkeypatch.setenv("DPO_TUTOR_DEFAULT_DATA", "sample")
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import SHARED_DATA, shared_file
+from conftest import SHARED_DATA, lift_sample_default, shared_file
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.data import mix
 from dpo_tutor.engine.data.split import prompt_key, split_for_run
@@ -30,7 +30,7 @@ def halves() -> list[str]:
 def offline_default(monkeypatch, halves):
     """The default data as a machine without network resolves it: the hub declared offline, the copies in
     $DPO_TUTOR_DATA_DIR."""
-    monkeypatch.delenv("DPO_TUTOR_DEFAULT_DATA", raising=False)
+    lift_sample_default(monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DPO_TUTOR_DATA_DIR", str(SHARED_DATA))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from conftest import SHARED_DATA, shared_file
+from conftest import SHARED_DATA, lift_sample_default, shared_file
 from dpo_tutor.tui.app import DpoTutorApp
 from dpo_tutor.tui.context import AppContext
 
@@ -19,7 +19,7 @@ def halves(tmp_path, monkeypatch) -> list[str]:
     """The two real halves, and the default data resolved as a machine without network does."""
     files = [str(shared_file(*HARMLESS)), str(shared_file(*HELPFUL))]
     monkeypatch.setenv("DPO_TUTOR_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("DPO_TUTOR_DEFAULT_DATA", raising=False)
+    lift_sample_default(monkeypatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("DPO_TUTOR_DATA_DIR", str(SHARED_DATA))
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: pytest.fail("a test tried the network"))

@@ -33,8 +33,8 @@ def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "smoke"
     seen: list[dict] = []
     with pytest.MonkeyPatch.context() as patch:  # the autouse fixtures are per test, this run per module
-        patch.setenv("DPO_TUTOR_DEFAULT_DATA", "sample")  # the bundled sample, as conftest's fixture says
-        patch.setenv("DPO_TUTOR_SWITCHES", f"dataset_cache_dir={run_dir.parent / 'dataset-cache'}")
+        # the bundled sample and an own dataset cache, as conftest's test_switches fixture sets per test
+        patch.setenv("DPO_TUTOR_SWITCHES", f"dataset_cache_dir={run_dir.parent / 'dataset-cache'},default_data=sample")
         result = run_training(smoke_config(), run_dir, on_event=seen.append)
     return run_dir, result, seen
 

@@ -19,7 +19,8 @@ trained on the harmless half alone learns to refuse everything (issue 19). `reso
    `./data`, then `../shared/data`;
 3. the bundled sample, with one sentence saying so.
 
-`DPO_TUTOR_DEFAULT_DATA=sample` skips 1 and 2 (the test suite sets it so tiny runs stay tiny).
+The switch `default_data=sample` (`DPO_TUTOR_SWITCHES`, engine/switches.py) skips 1 and 2: the test
+suite sets it so tiny runs stay tiny.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import DataError
+from ..switches import Switches
 from .quality import ReportBuilder
 from .sources import HUB_PREFIX, is_hub_id
 from .triplet import Triplet
@@ -43,7 +45,6 @@ from .triplet import Triplet
 HUB_ID = "Anthropic/hh-rlhf"
 HUB_TIMEOUT_S = 2.0
 DATA_DIR_ENV = "DPO_TUTOR_DATA_DIR"
-DEFAULT_DATA_ENV = "DPO_TUTOR_DEFAULT_DATA"
 LEFT_OUT = "left out by the weights"
 
 
@@ -280,7 +281,7 @@ class DefaultData:
     sources: list[Source]
     origin: str  # "hub", "local" or "sample"
     note: str
-    forced: bool = False  # DPO_TUTOR_DEFAULT_DATA=sample asked for the sample
+    forced: bool = False  # the default_data=sample switch asked for the sample
 
     @property
     def data(self) -> list[str]:
@@ -360,8 +361,8 @@ def resolve_default(weights: list[float] | None = None, *, hub: bool | None = No
 
     weights: harmless, helpful (DEFAULT_WEIGHTS, 2:1, when None). hub: skip the probe (True/False) when already known."""
     ratio = ":".join(f"{w:g}" for w in _weights(weights))
-    if os.environ.get(DEFAULT_DATA_ENV, "").strip().lower() == "sample":
-        return DefaultData([], "sample", f"{DEFAULT_DATA_ENV}=sample: training on the bundled sample.", forced=True)
+    if Switches.from_env().default_data.strip().lower() == "sample":
+        return DefaultData([], "sample", "switch default_data=sample: training on the bundled sample.", forced=True)
     if hub is None:
         hub = hub_reachable()
     if hub:
