@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def default_runs_dir() -> Path:
-    return Path(os.environ.get("DPO_TUTOR_RUNS_DIR", "runs"))
+from dpo_tutor.engine.runs import default_runs_dir
 
 
 @dataclass
@@ -27,7 +24,7 @@ class AppContext:
 
     def has_gpu(self) -> bool:
         if self.gpu is None:
-            from dpo_tutor.engine.train.backend import gpu_visible
+            from dpo_tutor.engine.train.machine import gpu_visible
 
             self.gpu = gpu_visible()
         return self.gpu

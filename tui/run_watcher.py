@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dpo_tutor.engine.events import EVENTS_FILE, TERMINAL_TYPES, EventTail, RunSummary, read_events
+from dpo_tutor.engine.runs import CONFIG_FILE, LOG_FILE, remove_unstarted
 from textual.message import Message
 
 from .metrics_store import MetricsStore
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from textual.worker import Worker
 
 REFUSAL_PREFIX = "dpo-tutor train: "  # how the engine's CLI prints the one line of a refused start
-LOG_FILE = "train.log"  # the engine's log in the run folder; a subprocess started here writes its stderr there
 POLL_S = 0.1
 LOG_LINES = 2000
 
@@ -167,17 +166,6 @@ class RunState:
         return None
 
 
-def remove_unstarted(run: Path) -> bool:
-    """Remove a run folder that holds nothing but the log of a refused start; True when removed."""
-    try:
-        if not run.is_dir() or any(p.name != LOG_FILE for p in run.iterdir()):
-            return False
-        shutil.rmtree(run)
-    except OSError:
-        return False
-    return True
-
-
 class TextTail:
     """Complete new lines of a growing text file (the process's stderr)."""
 
@@ -286,7 +274,7 @@ class RunWatcher:
     # ---- actions --------------------------------------------------------------------------------
     def start(self, config: TrainConfig, run: Path, *, resume: bool = False) -> RunState:
         """Write `run/config.toml` and launch the engine on it; follow its log."""
-        config_path = run / "config.toml"
+        config_path = run / CONFIG_FILE
         temporary = None
         if not resume or not config_path.exists():
             # The engine wants --out empty (train.log aside) and writes its own config.toml there:

@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace, callbacks=()) -> int:
 
     from dpo_tutor.engine.config import TrainConfig
     from dpo_tutor.engine.errors import DataError, UserError
-    from dpo_tutor.engine.runs import CONFIG_FILE, new_run_dir, resolve_run, safe_name
+    from dpo_tutor.engine.runs import CONFIG_FILE, LOG_FILE, new_run_dir, resolve_run, safe_name
 
     runs_dir = _runs_dir(args)
     resume_dir = None
@@ -258,7 +258,7 @@ def _run(args: argparse.Namespace, callbacks=()) -> int:
         run_dir = Path(args.out)  # made by the launcher; rank 0 may already be writing into it
     elif args.out:
         run_dir = Path(args.out).expanduser()
-        if run_dir.is_dir() and any(p.name != "train.log" for p in run_dir.iterdir()):
+        if run_dir.is_dir() and any(p.name != LOG_FILE for p in run_dir.iterdir()):
             raise UserError("the --out folder exists and is not empty", where=str(run_dir),
                             remedy="give a new folder, or --resume it")
         _make_folder(lambda: run_dir.mkdir(parents=True, exist_ok=True), run_dir)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import user_cache_dir
 from .triplet import Triplet
 
 # flag name -> (short label shown in the table, test)
@@ -118,12 +119,7 @@ class BrowseIndex:
 # --- recently opened sources and the shared data files --------------------------------------------
 
 def _state_file() -> Path:
-    env = os.environ.get("DPO_TUTOR_CACHE_DIR")
-    if env:
-        return Path(env) / "recent-datasets.json"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("dpo-tutor")) / "recent-datasets.json"
+    return user_cache_dir() / "recent-datasets.json"
 
 
 def recent_sources(limit: int = 8) -> list[str]:

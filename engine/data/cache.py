@@ -1,7 +1,7 @@
 """The quality report is computed once per source and kept in the user's cache folder.
 
 The key is the file's resolved path, size and modification time plus the load options, so an edited
-file or other options give a fresh report. `DPO_TUTOR_CACHE_DIR` points it elsewhere (tests do).
+file or other options give a fresh report. It lives in the user cache folder (engine/paths.py).
 """
 
 from __future__ import annotations
@@ -12,18 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..paths import user_cache_dir
 from .quality import QualityReport
 
 VERSION = 1
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("DPO_TUTOR_CACHE_DIR")
-    if env:
-        return Path(env) / "data-reports"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("dpo-tutor")) / "data-reports"
+    return user_cache_dir() / "data-reports"
 
 
 def cache_key(source: str, options: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from dpo_tutor.engine.errors import UserError
+from dpo_tutor.engine.runs import CONFIG_FILE
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -242,7 +243,7 @@ class TrainScreen(Screen):
                             severity="warning")
                 return None
             try:
-                config = TrainConfig.from_toml(path / "config.toml")
+                config = TrainConfig.from_toml(path / CONFIG_FILE)
                 self.watcher.start(config, path, resume=True)
             except UserError as exc:
                 self.notify(exc.one_line(), title="Cannot resume", severity="error")
@@ -263,7 +264,7 @@ class TrainScreen(Screen):
         from dpo_tutor.engine.config import TrainConfig
 
         try:
-            config = TrainConfig.from_toml(path / "config.toml")
+            config = TrainConfig.from_toml(path / CONFIG_FILE)
         except UserError:
             return  # no or unreadable settings: the form keeps what it had
         self.query_one(TrainForm).show_config(config, path.name)

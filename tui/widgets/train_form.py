@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dpo_tutor.engine.config import DEFAULT_MODEL, HELP, TrainConfig
+from dpo_tutor.engine.data.browse import DATA_SUFFIXES
 from dpo_tutor.engine.errors import ConfigError
 from dpo_tutor.engine.presets import PRESETS, cpu_time_warning, default_preset
+from dpo_tutor.engine.runs import CONFIG_FILE
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -29,7 +31,6 @@ FIELDS = ("model", "data", "data_weights", "beta", "learning_rate", "batch_size"
           "max_pairs", "max_length", "lora_r")
 MEMORISING_PASSES = 4  # more passes than this over a capped set of pairs and the model learns them by heart
 DATA_HUB_IDS = ("Anthropic/hh-rlhf", "stanfordnlp/SHP", "OpenAssistant/oasst1")
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
 
 
 DEFAULT_DATA_LABEL = "the default mix: HH-RLHF harmless + helpful 2:1"
@@ -73,7 +74,7 @@ def recent_choices(runs_dir: Path, limit: int = 10) -> tuple[list[str], list[str
     datas: list[str] = []
     for info in list_runs(runs_dir)[:limit]:
         try:
-            config = TrainConfig.from_toml(info.path / "config.toml")
+            config = TrainConfig.from_toml(info.path / CONFIG_FILE)
         except ConfigError:
             continue
         if config.model not in models:
