@@ -28,14 +28,13 @@ class Preset:
 LESSON_RUN = {"max_steps": 0, "epochs": 1.0, "max_pairs": 0, "batch_size": 32, "grad_accum": 1,
               "gradient_checkpointing": True, "group_by_length": True, "compile": "off",
               "max_length": 512, "eval_steps": 25, "eval_pairs": 64, "save_steps": 50}
-# `benchmarks/preset_run.py --preset cpu-look` on this project's 2-core CPU machine (BENCHMARKS.md): the
-# reference pass over 48 pairs done at 27.1 s, then 3.85 s per step (5.23 s with gradient checkpointing,
-# which a CPU's memory does not need; the same losses): 84.7 s in all.
+# A look at training on a CPU in under two minutes for SmolLM2-135M (`benchmarks/preset_run.py --preset
+# cpu-look`): few short pairs, no gradient checkpointing (a CPU's memory does not need it).
 CPU_LOOK = {**LESSON_RUN, "max_steps": 12, "max_pairs": 48, "batch_size": 4, "max_length": 256, "eval_steps": 0,
             "save_steps": 0, "gradient_checkpointing": False}
 
-# SmolLM2-135M on 2 cores (preset_run.py, BENCHMARKS.md): the GPU presets' batches of 32 with checkpointing
-# (0.31-0.41 pairs/s: first step, then median) .. the CPU look's 4 pairs without (1.04)
+# SmolLM2-135M's pairs/s on 2 CPU cores (benchmarks/preset_run.py): the GPU presets' batches of 32 with
+# checkpointing .. the CPU look's batches of 4 without; the form's time estimate for a CPU run
 CPU_PAIRS_PER_S = (0.3, 1.0)
 CPU_WARN_PAIRS = 200  # fewer pairs than this finish in minutes on a CPU: no warning
 
@@ -71,7 +70,7 @@ PRESETS: dict[str, Preset] = {
             "low-memory",
             "low memory (< 1.5 GiB of GPU memory)",
             "the lesson run in micro-batches of 8 (4 accumulated: the same learning), checkpointing, steps "
-            "replayed as CUDA graphs on a GPU; under 1.5 GiB of GPU memory, for small or shared GPUs (BENCHMARKS.md)",
+            "replayed as CUDA graphs on a GPU; under 1.5 GiB of GPU memory, for small or shared GPUs",
             {**LESSON_RUN, "batch_size": 8, "grad_accum": 4, "compile": "auto"},
         ),
     )

@@ -12,12 +12,12 @@ the adapter switched off. Two strategies answer both at once, token by token, wi
   decode step is one CUDA graph for both sides. Plain PEFT LoRA on linear layers only (no DoRA, no Unsloth).
   Greedy, the step can also pick its token (argmax) and set up the next step on the device, so a chunk
   of n steps is n replays and ONE host sync (`_StaticRows.greedy`, `chunk=n`); off by default for this
-  strategy, whose step is bound by the GPU, not the host (BENCHMARKS.md).
+  strategy, whose step is bound by the GPU, not the host.
 - **stacked** (what `auto` picks on a GPU for a plain PEFT model): the same batch of two rows on one
   CUDA graph, but each LoRA linear layer becomes ONE batched matmul against a stack of two weights:
   the base's own weight for row 0 and the merged `W + scale * B @ A` (summed in float32, stored in the
   model's dtype) for row 1. The row-scaled step runs 5 kernels per adapted layer (base matmul, A, B,
-  scale, add); this runs 1, which is what a 135M model's decode step is made of (BENCHMARKS.md). Costs
+  scale, add); this runs 1, and a small model's decode step is made of such launches. Costs
   two copies of the adapted weights while answering (`auto` takes it only where they fit in half the
   free GPU memory). Plain `nn.Linear` bases only (no DoRA, no fan-in-fan-out, no LoRA bias); otherwise
   `batched` is used.

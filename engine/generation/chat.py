@@ -40,9 +40,7 @@ def stream_both(
     each side ends with one `done=True` event. block: tokens per side per turn (sequential strategy).
     chunk: greedy tokens decoded per host sync on a static cache (stacked, batched and mixed strategies;
     the sequential strategy syncs once per block); 1 syncs every token. Default 1: the replayed step is
-    bound by the GPU (3.5 ms stacked, 7.3 ms batched on an H100), and chunks of 8 gave 216 against 202
-    tokens/s per side on an H100 but 214 against 216 on an H200 (BENCHMARKS.md): not worth a stop
-    that lags by up to 8 tokens. The sequential strategy's chunks gained 8 %.
+    bound by the GPU, so larger chunks gain little and would make a stop lag by up to `chunk` tokens.
     static: decode on a static KV cache, replaying CUDA graphs on a GPU (default: on CUDA only).
     info: filled with {"decode": how the steps ran} when given.
     """

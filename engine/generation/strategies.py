@@ -197,8 +197,8 @@ def resolve_strategy(model, requested: str = "auto") -> str:
                 return "stacked"
             if batched_supported(model)[0]:
                 return "batched"
-        # Measured (BENCHMARKS.md, chat_bench.py): two single-row streams in turn beat the mixed batch on
-        # CPU, and on a GPU they replay CUDA graphs, which the mixed batch cannot. They also work on Unsloth.
+        # Two single-row streams in turn beat the mixed batch on a CPU (benchmarks/chat_bench.py), replay
+        # CUDA graphs on a GPU, which the mixed batch cannot, and work on Unsloth too.
         return "sequential"
     return requested
 

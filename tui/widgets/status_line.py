@@ -1,8 +1,7 @@
 """A status text of fixed height that follows a stream (a run's steps, a model's tokens).
 
 Why ours: `Static.update()` re-lays out the whole screen by default, and a layout re-renders every
-widget whose region moved, the charts included (tens of ms a key press waits on; BENCHMARKS.md, "Train
-screen: keys while a run streams"). A line whose height the CSS fixes never changes the layout, so
+widget whose region moved, the charts included, and a key press waits on that. A line whose height the CSS fixes never changes the layout, so
 `show()` repaints it only, and only when its text changed.
 """
 
