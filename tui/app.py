@@ -16,8 +16,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from .areas import AREAS
-from .commands import TutorCommands
 from .context import AppContext
+from .palette import TutorCommands
 
 # The number keys show as one entry in the footer ("1 2 3 4 5 Areas") so the area's own keys fit in 80
 # columns; the help screen lists each with its area.

@@ -1,11 +1,13 @@
-"""The entries of the command palette, gathered from each area.
-
-Each function returns (title, help, callback) tuples. Areas add their own entries here.
+"""The command palette: its provider and its entries ("go to lesson ...", "open dataset ...", "start
+training", "open run ..."), gathered from each area as (title, help, callback) tuples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 Entry = tuple[str, str, Callable[[], object]]
 
@@ -64,3 +66,21 @@ def palette_entries(app) -> list[Entry]:
 
     entries += run_entries(app)
     return entries
+
+
+class TutorCommands(Provider):
+    """Commands for every area, each area contributing its entries through `palette_entries()`."""
+
+    def _entries(self) -> list[Entry]:
+        return palette_entries(self.app)
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in self._entries():
+            yield DiscoveryHit(title, partial(callback), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._entries():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), partial(callback), help=help_text)
