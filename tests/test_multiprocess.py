@@ -224,7 +224,7 @@ def test_gpu_memory_per_device_is_absent_on_cpu():
 
 
 def test_status_line_shows_memory_of_each_gpu():
-    from dpo_tutor.tui.run_watcher import RunState
+    from dpo_tutor.tui.run_state import RunState
     from dpo_tutor.tui.widgets.train_status import status_text
 
     state = RunState(path=Path("runs/x"))

@@ -98,7 +98,8 @@ def test_train_during_a_run(snap_compare, tmp_path, size):
     eval x, chosen green / rejected red). At 80x24 the Configure panel has stepped aside; at 120x40 it
     shows the run's settings.
     """
-    from dpo_tutor.tui.run_watcher import RunState, watcher_of
+    from dpo_tutor.tui.run_state import RunState
+    from dpo_tutor.tui.run_watcher import watcher_of
 
     run = copy_fixture("normal", tmp_path / "runs")
     events = read_events(run / "events.jsonl")

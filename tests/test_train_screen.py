@@ -530,7 +530,7 @@ async def test_opening_a_run_shows_its_own_settings_in_the_form(runs_dir):
 
 
 async def test_the_progress_bar_follows_the_reference_pass_before_the_first_step():
-    from dpo_tutor.tui.run_watcher import RunState
+    from dpo_tutor.tui.run_state import RunState
     from dpo_tutor.tui.widgets.train_status import TrainStatus
     from textual.app import App
     from textual.widgets import ProgressBar

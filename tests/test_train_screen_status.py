@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dpo_tutor.tui.run_watcher import RunState, TextTail, train_command
+from dpo_tutor.tui.run_state import RunState, TextTail
+from dpo_tutor.tui.run_watcher import train_command
 from dpo_tutor.tui.widgets.train_status import IDLE_TEXT, status_text
 
 T0 = 1_000_000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Log
 
-from ..run_watcher import RunState
+from ..run_state import RunState
 
 
 class TrainLog(Log):

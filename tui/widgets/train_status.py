@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar
 
-from ..run_watcher import RunState
+from ..run_state import RunState
 from .status_line import StatusLine
 
 PHASE_LABELS = {
