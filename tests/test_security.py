@@ -265,7 +265,7 @@ def test_run_folders_and_report_caches_are_not_world_writable(tmp_path, monkeypa
 
 
 def test_caches_live_under_the_users_home(tmp_path, monkeypatch):
-    from dpo_tutor.engine.data import cache as data_cache
+    from dpo_tutor.engine.data import report_cache as data_cache
     from dpo_tutor.engine.paths import user_cache_dir as cache_dir
     from dpo_tutor.engine.runs import default_runs_dir
 

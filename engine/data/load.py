@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
-from . import cache
+from . import report_cache
 from .formats import adapter, detect
 from .formats._common import Context
 from .quality import QualityReport, ReportBuilder
@@ -124,23 +124,24 @@ def load_triplets(
             + ", ".join(f"{k} {v}" for k, v in report.dropped.items()) + ")",
             where=opened.name,
         )
-    cache.save_report(cache.cache_key(source, _options_key(format and adapter(format)[0], columns, split, max_rows, config,
-                                                            data_dir, options, tokenizer, max_length)), report)
+    options_key = _options_key(format and adapter(format)[0], columns, split, max_rows, config, data_dir, options,
+                               tokenizer, max_length)
+    report_cache.save_report(report_cache.cache_key(source, options_key), report)
     return LoadResult(triplets=triplets, report=report, format=fmt_name, source=opened.name)
 
 
 def quality_report(source: str | None = None, **kwargs: Any) -> QualityReport:
     """The report of a source, from the cache when this file with these options was read before."""
     source = source or str(sample_path())
-    key = cache.cache_key(source, _options_key(
+    key = report_cache.cache_key(source, _options_key(
         kwargs.get("format") and adapter(kwargs["format"])[0], kwargs.get("columns"), kwargs.get("split", "train"),
         kwargs.get("max_rows"), kwargs.get("config"), kwargs.get("data_dir"), kwargs.get("options"),
         kwargs.get("tokenizer"), kwargs.get("max_length")))
-    cached = cache.load_report(key)
+    cached = report_cache.load_report(key)
     if cached is not None:
         return cached
     report = load_triplets(source, **kwargs).report
-    cache.save_report(key, report)
+    report_cache.save_report(key, report)
     return report
 
 

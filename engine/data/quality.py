@@ -3,7 +3,7 @@
 A `ReportBuilder` watches every row an adapter reads: adapters call `drop(reason, where)` for rows they
 cannot turn into a triplet, and `accept(triplet, where)` runs the checks every format shares (a side
 that is not a string, an empty side, chosen == rejected, a duplicate, too many tokens). The finished
-`QualityReport` is plain data (`to_dict()` / `from_dict()`), cached per source by `cache.py`.
+`QualityReport` is plain data (`to_dict()` / `from_dict()`), cached per source by `report_cache.py`.
 """
 
 from __future__ import annotations
