@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import user_cache_dir
+from .mix import DATA_DIR_ENV
 from .triplet import Triplet
 
 # flag name -> (short label shown in the table, test)
@@ -147,7 +148,7 @@ DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".csv")
 
 def shared_data_files() -> list[Path]:
     """Data files under $DPO_TUTOR_DATA_DIR, else ../shared/data (beside the checkout or the working folder)."""
-    env = os.environ.get("DPO_TUTOR_DATA_DIR")  # the same folder the default data is looked for in
+    env = os.environ.get(DATA_DIR_ENV)  # the same folder the default data is looked for in
     candidates = [Path(env)] if env else [
         Path.cwd().parent / "shared" / "data",
         Path(__file__).resolve().parents[2] / "shared" / "data",
