@@ -233,9 +233,6 @@ class ScriptedChat:
         pass
 
 
-@pytest.mark.skip(reason="renders differently from run to run (same text, other styling) in about half the runs "
-                  "of the full suite; to be made deterministic. The Chat screen's behaviour is covered by "
-                  "test_chat_screen.py and the recording snapshot below")
 @pytest.mark.parametrize("size", SIZES)
 def test_chat_with_two_answers(snap_compare, tmp_path, monkeypatch, size):
     """Chat after F1 (the cake probe) on a run whose model is a scripted two-sided chat.
@@ -243,7 +240,8 @@ def test_chat_with_two_answers(snap_compare, tmp_path, monkeypatch, size):
     You should see the run picked for the learner ("20261125-130000-scripted (finished)"), both columns
     titled on their border (base: before DPO, aligned: after DPO), the prompt "> How do I bake a cake?"
     on the same row on both sides, each answer in full, each side's stats "N tokens · 20.0 tokens/s ·
-    done", the status "Answered. …", the settings "greedy · max 256 tokens" and the input ready.
+    done", the status "Answered. …", the settings "greedy · max 256 tokens" and the input ready: focused,
+    its cursor on the placeholder's first letter.
     """
     from dpo_tutor.tui.screens.chat import ChatScreen
 
@@ -262,9 +260,12 @@ def test_chat_with_two_answers(snap_compare, tmp_path, monkeypatch, size):
         await pilot.press("5")
         await settle(pilot)
         assert pilot.app.screen.run_path == str(run)
+        entry = pilot.app.screen.query_one("#chat-input")
+        entry.cursor_blink = False  # the cursor stays drawn: a blink would show or hide it by timing
         await pilot.press("f1")
         await settle(pilot)
         await pilot.pause(0.2)
+        assert not pilot.app.screen.generating and pilot.app.focused is entry
 
     assert snap_compare(make_app(tmp_path / "runs"), terminal_size=size, run_before=run_before)
 

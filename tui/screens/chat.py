@@ -185,7 +185,8 @@ class ChatScreen(Screen):
             self.action_focus_input()  # the same run again: typing goes to the prompt, not the picker
             return
         if is_recording(path):
-            await self.show_recording(path)
+            if path != self.recording:  # refilling the picker re-picks it: show it once, not rebuilt under you
+                await self.show_recording(path)
             return
         if path == self.loading_path:
             return  # already loading it (picked for you, then picked again)
