@@ -3,7 +3,8 @@
 #   here:  bash benchmarks/gpu_recipes.sh pack      # .gpu/src (HEAD + this script's files) and .gpu/s2/data
 #   call:  source .gpu/s2/setup.sh && bash .gpu/src/benchmarks/gpu_recipes.sh STAGE
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
-# train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines).
+# train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
+# shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
 set -u
 stage=${1:?stage}
@@ -79,6 +80,39 @@ bench)
   log "default train rc=$? whole run $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s (start to adapter saved)"
   tail -2 "$OUT/train.out"
   cp /tmp/runs/default-final/events.jsonl "$OUT/default-final-events.jsonl" 2>/dev/null
+  ;;
+shapes)
+  # The real architecture with random weights (engine/model_shapes.py), the same real pairs as the 135M rows
+  # (SmolLM2's tokenizer, from the GGUF), 32 pairs a step, each pair once. Pipelines in the order the goals
+  # need them: the slowest (Unsloth's notebook settings, host-bound at ~4 pairs/s) last, so a cut-short call
+  # loses it first; the table of what ran is then rebuilt from the run folders.
+  size=${2:?shapes SIZE: 360m, 1.7b, 8b or qwen-7b}
+  small=ours-hf,ours-unsloth,trl-tuned,trl-defaults,ours-hf-eager,low-memory,unsloth-notebook
+  big=ours-hf,ours-unsloth,trl-defaults,unsloth-notebook  # 4-bit NF4 base (QLoRA) in every one
+  case $size in
+    360m) shape=smollm2-360m steps=16 len=512 pipes=$small ;;
+    1.7b) shape=smollm2-1.7b steps=16 len=512 pipes=$small ;;
+    8b) shape=llama-3.1-8b steps=12 len=1024 pipes=$big ;;  # the goal's max_length for the 24 GiB
+    qwen-7b) shape=qwen2.5-7b steps=12 len=1024 pipes=$big ;;
+    *) log "shapes: unknown size $size (360m, 1.7b, 8b, qwen-7b)"; exit 2 ;;
+  esac
+  steps=${STEPS:-$steps}
+  cd /tmp
+  rm -rf /tmp/shape-bench
+  timeout "${BENCH_TIMEOUT:-470}" python3 -m dpo_tutor bench --shape "$shape" --tokenizer "$DPO_GGUF" \
+    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps "$steps" --max-pairs $((steps * 32)) \
+    --max-length "$len" --pipelines "${PIPELINES:-$pipes}" --out /tmp/shape-bench --json \
+    > "$OUT/shapes-$size.md" 2> "$OUT/shapes-$size.err"
+  log "bench --shape $shape rc=$?"
+  if ! grep -q '^| pipeline' "$OUT/shapes-$size.md"; then
+    log "cut short: the table of the pipelines that ran, from their run folders"
+    python3 -m dpo_tutor.benchmarks.summarize_runs /tmp/shape-bench/*/ >> "$OUT/shapes-$size.md" 2>> "$OUT/shapes-$size.err"
+  fi
+  { echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
+      "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"; } >> "$OUT/shapes-$size.md"
+  grep -v '^\[{' "$OUT/shapes-$size.md"
+  tail -5 "$OUT/shapes-$size.err"
+  tar -czf "$OUT/shapes-$size-runs.tgz" -C /tmp/shape-bench --exclude='*.safetensors' --exclude='checkpoints' . 2>/dev/null
   ;;
 esac
 log "end $stage"

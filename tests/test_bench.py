@@ -83,7 +83,7 @@ def test_the_commands_help_names_every_pipeline_the_engine_knows():
 
     from dpo_tutor.commands.bench import DEFAULT_PIPELINES
 
-    assert set(DEFAULT_PIPELINES) | {"ours-hf-compiled"} == set(PIPELINES)
+    assert set(DEFAULT_PIPELINES) | {"ours-hf-compiled", "trl-tuned"} == set(PIPELINES)
 
 
 def test_each_pipeline_starts_with_its_own_empty_dataset_cache(tmp_path, monkeypatch):

@@ -64,10 +64,13 @@ def lean(hide: Iterable[str] = (), *, enabled: bool = True) -> Iterator[list[str
 
 def checkpoint_config(source: Any) -> dict | None:
     """The model's config.json as a dict, read without loading anything: {} for the weights we build or
-    dequantize ourselves (tiny, GGUF), None when it cannot be read before loading."""
+    dequantize ourselves (tiny, GGUF, a bf16 shape), a quantization_config for a 4-bit shape (bitsandbytes
+    quantizes it), None when it cannot be read before loading."""
     kind = getattr(source, "kind", "")
     if kind in ("tiny", "gguf"):
         return {}
+    if kind == "shape":
+        return {"quantization_config": {"load_in_4bit": True}} if source.four_bit else {}
     path: Path | None = None
     if kind == "folder":
         path = Path(source.location) / "config.json"

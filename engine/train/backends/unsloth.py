@@ -12,7 +12,7 @@ import contextlib
 from typing import Any
 
 from ...config import TrainConfig
-from ...models import ModelSource, model_location
+from ...models import ModelSource, check_four_bit, model_location
 from .lean_imports import lean
 
 NAME = "unsloth"
@@ -43,13 +43,15 @@ def load(config: TrainConfig, source: ModelSource, *, dtype: Any, device: str):
     """(peft_model, tokenizer, None): Unsloth builds the LoRA itself (TRL then adds a frozen 'ref' copy)."""
     from unsloth import FastLanguageModel
 
+    if source.four_bit:
+        check_four_bit()
     location = model_location(source)
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=location,
         max_seq_length=config.max_length,
         dtype=dtype,
-        load_in_4bit=False,
-        load_in_16bit=True,  # a 16-bit LoRA, as the hf backend trains
+        load_in_4bit=source.four_bit,  # a 4-bit shape: QLoRA, as Unsloth's notebooks train 7-8B models
+        load_in_16bit=not source.four_bit,  # else a 16-bit LoRA, as the hf backend trains
         trust_remote_code=config.trust_remote_code,
         use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
         random_state=config.seed,
