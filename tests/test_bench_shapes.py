@@ -240,3 +240,11 @@ def test_the_predictions_script_prints_a_row_for_each_size_and_pipeline_it_runs(
     # at 135M the model gives back what was measured there (the anchors are not scaled away)
     low, high = module.predict_rate(module.BASE, module.ANCHORS["ours-hf"], 16, 0.45)
     assert low == pytest.approx(300.0) and high == pytest.approx(300.0)
+
+
+def test_a_4_bit_shape_keeps_bitsandbytes_importable_in_a_lean_hf_run():
+    from dpo_tutor.engine.models import resolve_model
+    from dpo_tutor.engine.train.backends.lean_imports import hidden_for_hf
+
+    assert hidden_for_hf("adamw_torch", resolve_model("shape:llama-3.1-8b")) == []  # bitsandbytes quantizes it
+    assert "bitsandbytes" in hidden_for_hf("adamw_torch", resolve_model("shape:llama-3.1-8b,bits=16"))
