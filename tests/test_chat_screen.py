@@ -90,7 +90,10 @@ async def test_chat_screen_without_runs_says_what_to_do(tmp_path):
     app = DpoTutorApp(AppContext(runs_dir=tmp_path / "none"))
     async with app.run_test(size=(80, 24)) as pilot:
         app.switch_mode("chat")
-        await pilot.pause()
+        for _ in range(100):  # the recording's answers are built after the screen mounts; a busy CPU is slower
+            await pilot.pause(0.05)
+            if app.screen.recording and len(app.screen.column("aligned").answers) > 1:
+                break
         # With no run of its own, the shipped recording's saved answers show, saying no model is loaded.
         status = str(app.screen.query_one("#chat-status").content)
         assert "no model is loaded" in status and "Train a run (3)" in status
