@@ -324,14 +324,19 @@ def convert_gguf(gguf_path: str | os.PathLike[str], *, dtype: Any = None) -> Pat
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "SOURCE.txt").write_text(f"converted from {path}\n", encoding="utf-8")
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process converted it meanwhile
-            if not (target / "config.json").exists():
-                raise
+        _publish_folder(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _publish_folder(tmp: Path, target: Path) -> None:
+    """Move a finished model folder into place at once; one another process published meanwhile is kept."""
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
 
 
 # ---- model shapes: a real architecture with random weights (once, cached) --------------------------
@@ -409,11 +414,7 @@ def shape_folder(shape: ShapeSpec, *, tiny: bool = False, seed: int = 0) -> Path
         tokenizer.save_pretrained(tmp)
         (tmp / "SOURCE.txt").write_text(f"random weights in the shape of {shape.shape.hub_id} ({shape.text()}, "
                                         f"tiny={tiny}, seed {seed}): not a trained model\n", encoding="utf-8")
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process wrote it meanwhile
-            if not (target / "config.json").exists():
-                raise
+        _publish_folder(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
