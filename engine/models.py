@@ -482,7 +482,10 @@ def _default_dtype(device: str | None):
 
 
 def model_location(source: ModelSource) -> str:
-    """The folder or hub id transformers loads (a GGUF is converted first, a shape's weights written first)."""
+    """The folder or hub id transformers loads (a GGUF is converted first, a shape's weights written first);
+    a 4-bit base on a machine that cannot load it fails here, before anything is written."""
+    if source.four_bit:
+        check_four_bit()
     if source.kind == "gguf":
         return str(convert_gguf(source.location))
     if source.kind == "shape":
@@ -495,8 +498,6 @@ def prepare_model_files(spec: str) -> ModelSource:
     that processes started afterwards find it cached; a 4-bit shape on a machine that cannot load it fails
     here, before anything is written."""
     source = resolve_model(spec)
-    if source.four_bit:
-        check_four_bit()
     if source.kind in ("gguf", "shape"):
         model_location(source)
     return source
@@ -519,13 +520,9 @@ def load_model_and_tokenizer(
         return model, tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    quantized: dict[str, Any] = {}
-    if source.four_bit:
-        check_four_bit()  # before a shape's weights are written
     location = model_location(source)
     dtype = dtype if dtype is not None else _default_dtype(device)
-    if source.four_bit:
-        quantized = _four_bit_options(dtype)
+    quantized = _four_bit_options(dtype) if source.four_bit else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(

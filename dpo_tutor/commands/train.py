@@ -343,10 +343,10 @@ def _make_folder(make, where):
 def _default_name(model: str) -> str:
     from pathlib import Path
 
-    from dpo_tutor.engine.model_shapes import is_shape_spec
+    from dpo_tutor.engine.model_shapes import is_shape_spec, parse_shape_spec
 
     if is_shape_spec(model):  # shape:NAME,... -> shape-NAME
-        return "shape-" + model.split(":", 1)[1].split(",")[0].strip().lower()
+        return f"shape-{parse_shape_spec(model).shape.name}"
     tail = Path(model.rstrip("/")).name or "run"
     return tail.replace(".gguf", "").lower()[:40]
 

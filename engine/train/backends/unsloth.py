@@ -12,7 +12,7 @@ import contextlib
 from typing import Any
 
 from ...config import TrainConfig
-from ...models import ModelSource, check_four_bit, model_location
+from ...models import ModelSource, model_location
 from .lean_imports import lean
 
 NAME = "unsloth"
@@ -43,8 +43,6 @@ def load(config: TrainConfig, source: ModelSource, *, dtype: Any, device: str):
     """(peft_model, tokenizer, None): Unsloth builds the LoRA itself (TRL then adds a frozen 'ref' copy)."""
     from unsloth import FastLanguageModel
 
-    if source.four_bit:
-        check_four_bit()
     location = model_location(source)
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=location,
