@@ -115,6 +115,7 @@ PIPELINES: dict[str, Pipeline] = {
     )
 }
 BASELINE = "trl-defaults"
+MIN_STEADY_STEPS = 6  # fewer steady steps than this and the table says the pairs/s is unreliable
 
 
 @dataclass
@@ -124,6 +125,7 @@ class BenchResult:
     state: str
     skipped: str = ""
     pairs_per_s: float | None = None
+    steady_steps: int = 0  # the steps pairs_per_s is measured over
     run_pairs_per_s: float | None = None
     tokens_per_s: float | None = None
     first_step_s: float | None = None
@@ -182,6 +184,13 @@ def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2)
     if not gaps:
         return None
     return pairs_per_step * sum(max(1, b["step"] - a["step"]) for a, b in gaps) / sum(b["time"] - a["time"] for a, b in gaps)
+
+
+def steady_step_count(steps: list[dict[str, Any]], skip: int = 2) -> int:
+    """How many steps `steady_rate` measures over. Few (a short run of a graphed pipeline, most of whose
+    steps recorded a new shape) make the rate unreliable: lagged logs make single gaps alternate short
+    and long, and only their sum over many steps is the time the steps took."""
+    return sum(max(1, b["step"] - a["step"]) for a, b in steady_gaps(steps, skip))
 
 
 def steady_tokens_rate(steps: list[dict[str, Any]], skip: int = 2) -> float | None:
@@ -276,6 +285,7 @@ def summarize_run(run_dir: Path, pipeline: Pipeline, tail: int = 5, launched_at:
         result.error = f"{end.get('kind')}: {end.get('message')}"
     if steps:
         result.pairs_per_s = steady_rate(steps, EFFECTIVE_BATCH)
+        result.steady_steps = steady_step_count(steps)
         result.run_pairs_per_s = run_rate(steps, EFFECTIVE_BATCH)
         result.tokens_per_s = steady_tokens_rate(steps)
         if result.tokens_per_s is None:  # logs from before tokens_seen: the median of the steps' own rates
@@ -343,15 +353,18 @@ def format_table(results: list[BenchResult]) -> str:
         return "-" if value is None else format(value, spec)
 
     rows = [
-        "| pipeline | pairs/s | x plain TRL | whole-run pairs/s | tokens/s | first step s | peak GiB | loss | margin "
-        "| accuracy | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| pipeline | pairs/s | steady steps | x plain TRL | whole-run pairs/s | tokens/s | first step s | peak GiB "
+        "| loss | margin | accuracy | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         ratio = r.pairs_per_s / base.pairs_per_s if (base and r.pairs_per_s) else None
         note = r.skipped or r.error or r.state
+        if r.pairs_per_s and r.steady_steps < MIN_STEADY_STEPS:
+            note += f"; pairs/s from {r.steady_steps} step{'s' if r.steady_steps != 1 else ''}: unreliable"
         rows.append(
-            f"| {r.key} | {num(r.pairs_per_s, '.1f')} | {num(ratio, '.2f')} | {num(r.run_pairs_per_s, '.1f')} | "
+            f"| {r.key} | {num(r.pairs_per_s, '.1f')} | {r.steady_steps or '-'} | {num(ratio, '.2f')} | "
+            f"{num(r.run_pairs_per_s, '.1f')} | "
             f"{num(r.tokens_per_s, '.0f')} | "
             f"{num(r.first_step_s, '.1f')} | {num(r.peak_gib, '.2f')} | {num(r.loss, '.3f')} | "
             f"{num(r.margin, '.3f')} | {num(r.accuracy, '.3f')} | {note} |"

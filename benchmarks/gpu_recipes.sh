@@ -69,12 +69,17 @@ record)
   tar -czf "$OUT/runs.tgz" -C /tmp/runs --exclude='*.safetensors' --exclude='checkpoints' --exclude='base' .
   ;;
 bench)
-  # the four pipelines on the final code, then the default run as a user starts it (the whole run timed)
+  # the four pipelines on the final code, then (unless SKIP_TRAIN) the default run as a user starts it
   cd /tmp
   timeout "${BENCH_TIMEOUT:-280}" python3 -m dpo_tutor bench --model "$DPO_GGUF" \
     --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps 18 --max-pairs 576 \
+    --pipelines "${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}" \
     --out /tmp/bench > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
   cat "$OUT/bench.txt"
+  { echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
+      "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"; } | tee -a "$OUT/bench.txt"
+  tail -5 "$OUT/bench.err"
+  [ -n "${SKIP_TRAIN:-}" ] && { log "end $stage"; exit 0; }
   t0=$(date +%s.%N)
   timeout "${TRAIN_TIMEOUT:-60}" python3 -m dpo_tutor train --model "$DPO_GGUF" --out /tmp/runs/default-final > "$OUT/train.out" 2>&1
   log "default train rc=$? whole run $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s (start to adapter saved)"
@@ -87,13 +92,15 @@ shapes)
   # need them: the slowest (Unsloth's notebook settings, host-bound at ~4 pairs/s) last, so a cut-short call
   # loses it first; the table of what ran is then rebuilt from the run folders.
   size=${2:?shapes SIZE: 360m, 1.7b, 8b or qwen-7b}
-  small=ours-hf,ours-unsloth,trl-tuned,trl-defaults,ours-hf-eager,low-memory,unsloth-notebook
+  small=ours-hf,ours-unsloth,trl-tuned,trl-defaults,unsloth-notebook  # what the goals compare, in ~400 s
   big=ours-hf,ours-unsloth,trl-defaults,unsloth-notebook  # 4-bit NF4 base (QLoRA) in every one
   case $size in
-    360m) shape=smollm2-360m steps=16 len=512 pipes=$small ;;
-    1.7b) shape=smollm2-1.7b steps=16 len=512 pipes=$small ;;
-    8b) shape=llama-3.1-8b steps=12 len=1024 pipes=$big ;;  # the goal's max_length for the 24 GiB
-    qwen-7b) shape=qwen2.5-7b steps=12 len=1024 pipes=$big ;;
+    # Enough steps for the graphed pipeline's steady state: in 12 steps at 1.7B, 7 recorded a new shape
+    # (2026-12-04), leaving 2 steady steps; 30 steps left 15.
+    360m) shape=smollm2-360m steps=30 len=512 pipes=$small ;;
+    1.7b) shape=smollm2-1.7b steps=30 len=512 pipes=$small ;;
+    8b) shape=llama-3.1-8b steps=24 len=1024 pipes=$big ;;  # the goal's max_length for the 24 GiB
+    qwen-7b) shape=qwen2.5-7b steps=24 len=1024 pipes=$big ;;
     *) log "shapes: unknown size $size (360m, 1.7b, 8b, qwen-7b)"; exit 2 ;;
   esac
   steps=${STEPS:-$steps}

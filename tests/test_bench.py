@@ -38,7 +38,7 @@ def test_bench_runs_each_pipeline_and_they_learn_the_same(tmp_path, monkeypatch)
     assert by_key["trl-defaults"].loss == pytest.approx(same_batches.loss, abs=2e-3)
     assert by_key["ours-hf"].loss != pytest.approx(same_batches.loss, abs=1e-6)  # grouping is on in ours-hf
     table = format_table(results)
-    assert table.splitlines()[0].startswith("| pipeline | pairs/s | x plain TRL")
+    assert table.splitlines()[0].startswith("| pipeline | pairs/s | steady steps | x plain TRL")
     assert "| trl-defaults |" in table and "| 1.00 |" in table and "needs CUDA" in table
 
 
@@ -68,6 +68,28 @@ def test_steady_rate_is_the_time_the_steps_took_not_a_median_gap():
     times = [0.0, 0.05, 0.5, 0.55, 1.0, 1.45]
     steps = [{"step": i + 1, "time": t, "metrics": {}} for i, t in enumerate(times)]
     assert steady_rate(steps, 32, skip=0) == pytest.approx(5 * 32 / 1.45)
+
+
+def test_a_rate_from_few_steady_steps_is_called_unreliable():
+    # SmolLM2-1.7B's shape on an H200, 12 graphed steps (2026-12-04): 7 of them recorded a new shape, so
+    # two lagged gaps (0.502 s and 0.138 s) were all the steady state there was; 30 steps of the same run
+    # measured 85 pairs/s over 15 steps, not the 100 those two gave.
+    from dpo_tutor.benchmarks.bench import BenchResult, steady_step_count
+
+    gaps = [1.122, 0.184, 0.503, 1.128, 0.477, 0.502, 0.138, 0.971, 0.096, 1.081, 0.548]
+    recordings = [1, 2, 2, 3, 4, 4, 4, 4, 5, 5, 6, 7]
+    times = [0.0]
+    for gap in gaps:
+        times.append(times[-1] + gap)
+    steps = [{"step": i + 1, "time": t, "metrics": {"cuda_graph_recordings": r}}
+             for i, (t, r) in enumerate(zip(times, recordings, strict=True))]
+    assert steady_step_count(steps) == 2
+    assert steady_rate(steps, 32) == pytest.approx(2 * 32 / (0.502 + 0.138))
+    short = BenchResult("ours-hf", "ours", "finished", pairs_per_s=100.0, steady_steps=2)
+    long = BenchResult("trl-tuned", "trl", "finished", pairs_per_s=24.5, steady_steps=9)
+    rows = format_table([short, long]).splitlines()
+    assert "| ours-hf | 100.0 | 2 |" in rows[2] and "pairs/s from 2 steps: unreliable" in rows[2]
+    assert "| trl-tuned | 24.5 | 9 |" in rows[3] and "unreliable" not in rows[3]
 
 
 def test_unknown_pipeline_is_one_clear_error(tmp_path):
