@@ -12,9 +12,11 @@ own process, and print pairs/s, tokens/s, time to the first step, peak GPU memor
 loss, margin and accuracy, with the ratio to plain TRL, then where each pipeline's time to the first
 step went (imports, data, model, tokenizing, reference pass, trainer, first step). pairs/s is the
 steady state: the pairs of the steps over the time they took, leaving out steps that recorded a new
-CUDA graph shape. Every pipeline starts cold, with its own empty dataset cache (set the switch
-DPO_TUTOR_SWITCHES=dataset_cache_dir=FOLDER to share one). Pipelines that need CUDA or Unsloth are
-skipped (with the reason) where those are missing. The pipelines live in dpo_tutor.benchmarks.bench."""
+CUDA graph shape; the table says over how many steps, and calls a rate from fewer than 6 unreliable
+(larger models record a shape in most early steps: give them 30 --steps). Every pipeline starts cold,
+with its own empty dataset cache (set the switch DPO_TUTOR_SWITCHES=dataset_cache_dir=FOLDER to share
+one). Pipelines that need CUDA or Unsloth are skipped (with the reason) where those are missing. The
+pipelines live in dpo_tutor.benchmarks.bench."""
 
 
 SHAPE_HELP = """\
