@@ -183,14 +183,18 @@ def steady_rate(steps: list[dict[str, Any]], pairs_per_step: int, skip: int = 2)
     gaps = steady_gaps(steps, skip)
     if not gaps:
         return None
-    return pairs_per_step * sum(max(1, b["step"] - a["step"]) for a, b in gaps) / sum(b["time"] - a["time"] for a, b in gaps)
+    return pairs_per_step * _steps_in(gaps) / sum(b["time"] - a["time"] for a, b in gaps)
 
 
 def steady_step_count(steps: list[dict[str, Any]], skip: int = 2) -> int:
     """How many steps `steady_rate` measures over. Few (a short run of a graphed pipeline, most of whose
     steps recorded a new shape) make the rate unreliable: lagged logs make single gaps alternate short
     and long, and only their sum over many steps is the time the steps took."""
-    return sum(max(1, b["step"] - a["step"]) for a, b in steady_gaps(steps, skip))
+    return _steps_in(steady_gaps(steps, skip))
+
+
+def _steps_in(gaps: list[tuple[dict[str, Any], dict[str, Any]]]) -> int:
+    return sum(max(1, b["step"] - a["step"]) for a, b in gaps)
 
 
 def steady_tokens_rate(steps: list[dict[str, Any]], skip: int = 2) -> float | None:

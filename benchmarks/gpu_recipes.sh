@@ -26,6 +26,10 @@ export PYTHONPYCACHEPREFIX=/tmp/pycache
 python3 -m pip install -q --upgrade --no-deps --no-index --no-build-isolation --target /tmp/site "$SRC" 2>&1 | grep -v "Running pip as" | tail -2
 mkdir -p "$OUT" /tmp/runs
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
+machine_line() {  # the GPU, the date and the stack, under each table
+  echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
+    "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"
+}
 log "start $stage on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 case $stage in
 sweep)
@@ -76,8 +80,7 @@ bench)
     --pipelines "${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}" \
     --out /tmp/bench > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
   cat "$OUT/bench.txt"
-  { echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
-      "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"; } | tee -a "$OUT/bench.txt"
+  machine_line | tee -a "$OUT/bench.txt"
   tail -5 "$OUT/bench.err"
   [ -n "${SKIP_TRAIN:-}" ] && { log "end $stage"; exit 0; }
   t0=$(date +%s.%N)
@@ -92,7 +95,7 @@ shapes)
   # need them: the slowest (Unsloth's notebook settings, host-bound at ~4 pairs/s) last, so a cut-short call
   # loses it first; the table of what ran is then rebuilt from the run folders.
   size=${2:?shapes SIZE: 360m, 1.7b, 8b or qwen-7b}
-  small=ours-hf,ours-unsloth,trl-tuned,trl-defaults,unsloth-notebook  # what the goals compare, in ~400 s
+  small=ours-hf,ours-unsloth,trl-tuned,trl-defaults,unsloth-notebook  # what the goals compare
   big=ours-hf,ours-unsloth,trl-defaults,unsloth-notebook  # 4-bit NF4 base (QLoRA) in every one
   case $size in
     # Enough steps for the graphed pipeline's steady state: in 12 steps at 1.7B, 7 recorded a new shape
@@ -115,8 +118,7 @@ shapes)
     log "cut short: the table of the pipelines that ran, from their run folders"
     python3 -m dpo_tutor.benchmarks.summarize_runs /tmp/shape-bench/*/ >> "$OUT/shapes-$size.md" 2>> "$OUT/shapes-$size.err"
   fi
-  { echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
-      "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"; } >> "$OUT/shapes-$size.md"
+  machine_line >> "$OUT/shapes-$size.md"
   grep -v '^\[{' "$OUT/shapes-$size.md"
   tail -5 "$OUT/shapes-$size.err"
   tar -czf "$OUT/shapes-$size-runs.tgz" -C /tmp/shape-bench --exclude='*.safetensors' --exclude='checkpoints' . 2>/dev/null
