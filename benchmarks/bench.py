@@ -96,6 +96,13 @@ PIPELINES: dict[str, Pipeline] = {
             needs_cuda=True,  # compiling on a CPU costs minutes and tells nothing about the GPU
         ),
         Pipeline(
+            "ours-hf-graph-compiled",
+            "ours-hf with each decoder layer compiled (inductor) inside the recorded steps (issue 23's candidate)",
+            _flags("hf", 32, 1, precompute=True, grouped=True, compile="on", graphs="auto"),
+            switches=(("graph_compile", "1"),),
+            needs_cuda=True,  # compiling on a CPU costs minutes and tells nothing about the GPU
+        ),
+        Pipeline(
             "ours-unsloth",
             "our default recipe on Unsloth: batch 32, length-grouped, reference once, Unsloth's checkpointing",
             _flags("unsloth", 32, 1, precompute=True, grouped=True),

@@ -5,6 +5,7 @@
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
 # shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each).
+# PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family.
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
 set -u
 stage=${1:?stage}
@@ -29,6 +30,18 @@ log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
 machine_line() {  # the GPU, the date and the stack, under each table
   echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
     "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"
+}
+profile_run() {  # NAME MODEL MAX_LENGTH STEPS: ours-hf's recipe, its last-but-two steps profiled (replays)
+  local name=$1 model=$2 len=$3 steps=$4
+  timeout "${PROFILE_TIMEOUT:-120}" python3 -m dpo_tutor.benchmarks.measured_train \
+    --profile "$((steps - 2)):2:$OUT/profile-$name.txt" -- --model "$model" \
+    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --max-steps "$steps" --max-pairs $((steps * 32)) \
+    --max-length "$len" --backend hf --batch-size 32 --grad-accum 1 --gradient-checkpointing --precompute-ref \
+    --group-by-length --compile off --cuda-graphs auto --eval-steps 0 --out "/tmp/runs/profile-$name" --quiet \
+    > /dev/null 2> "$OUT/profile-$name.err"
+  log "profile $name rc=$?"
+  cp "/tmp/runs/profile-$name/events.jsonl" "$OUT/profile-$name-events.jsonl" 2>/dev/null  # recordings per step
+  head -16 "$OUT/profile-$name.txt" 2>/dev/null
 }
 log "start $stage on $(nvidia-smi --query-gpu=name --format=csv,noheader)"
 case $stage in
@@ -76,12 +89,13 @@ bench)
   # the four pipelines on the final code, then (unless SKIP_TRAIN) the default run as a user starts it
   cd /tmp
   timeout "${BENCH_TIMEOUT:-280}" python3 -m dpo_tutor bench --model "$DPO_GGUF" \
-    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps 18 --max-pairs 576 \
+    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps "${STEPS:-18}" --max-pairs $((${STEPS:-18} * 32)) \
     --pipelines "${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}" \
     --out /tmp/bench > "$OUT/bench.txt" 2> "$OUT/bench.err"; log "bench rc=$?"
   cat "$OUT/bench.txt"
   machine_line | tee -a "$OUT/bench.txt"
   tail -5 "$OUT/bench.err"
+  [ -n "${PROFILE:-}" ] && profile_run 135m "$DPO_GGUF" 512 24
   [ -n "${SKIP_TRAIN:-}" ] && { log "end $stage"; exit 0; }
   t0=$(date +%s.%N)
   timeout "${TRAIN_TIMEOUT:-60}" python3 -m dpo_tutor train --model "$DPO_GGUF" --out /tmp/runs/default-final > "$OUT/train.out" 2>&1
@@ -122,6 +136,7 @@ shapes)
   grep -v '^\[{' "$OUT/shapes-$size.md"
   tail -5 "$OUT/shapes-$size.err"
   tar -czf "$OUT/shapes-$size-runs.tgz" -C /tmp/shape-bench --exclude='*.safetensors' --exclude='checkpoints' . 2>/dev/null
+  [ -n "${PROFILE:-}" ] && profile_run "$size" "shape:$shape,tokenizer=$DPO_GGUF" "$len" 24
   ;;
 esac
 log "end $stage"

@@ -115,6 +115,25 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
     assert evals_b == pytest.approx(evals_a, rel=tolerance, abs=tolerance / 10) and len(evals_a) == 2
 
 
+def test_recorded_steps_over_compiled_layers_train_as_trls_steps(tmp_path, monkeypatch):
+    # The graph_compile switch (issue 23's candidate): each decoder layer compiled, steps through our
+    # recorded path. On a CPU the compiler is dynamo with aot_eager (no code generation) and a "replay"
+    # runs eagerly; the inductor kernels inside real recordings are measured on the GPU (BENCHMARKS.md).
+    plain = _steps(_run(tmp_path, "plain", max_steps=3, eval_steps=0))
+    set_switches(monkeypatch, force_graphs=True, graph_compile=True, compile_backend="aot_eager")
+    events = _run(tmp_path, "compiled", max_steps=3, eval_steps=0, compile="on")
+    phases = [e for e in events if e["type"] == "phase" and e.get("compiled_layers")]
+    assert len(phases) == 1 and phases[0]["compiled_layers"] == 2
+    graphs = [e for e in events if e["type"] == "finished"][0]["summary"]["cuda_graphs"]
+    assert graphs["recorded"]["step"] + graphs["replayed"]["step"] == 6  # 3 steps x 2 micro-batches, ours
+    compiled = _steps(events)
+    assert len(compiled) == len(plain) == 3
+    for step_a, step_b in zip(plain, compiled, strict=True):
+        assert step_b["loss"] == pytest.approx(step_a["loss"], rel=1e-4, abs=1e-5)
+        assert step_b["grad_norm"] == pytest.approx(step_a["grad_norm"], rel=1e-4, abs=1e-5)
+    assert abs(compiled[-1]["loss"] - compiled[0]["loss"]) > 1e-4  # it learned something
+
+
 def test_bucket_lengths():
     assert graphed_step.bucket_length(1, 512) == 64
     assert graphed_step.bucket_length(64, 512) == 64
@@ -136,6 +155,8 @@ def test_graphs_are_wanted_only_for_hf_on_a_gpu():
     assert not wanted("auto", backend="unsloth", cuda=True, compiled=False)
     assert not wanted("auto", backend="hf", cuda=False, compiled=False)
     assert not wanted("auto", backend="hf", cuda=True, compiled=True)
+    over = graphs_decision(TrainConfig(), backend="hf", cuda=True, compiled=True, world=1, over_compiled=True)
+    assert over[0]  # the graph_compile switch: recorded over compiled layers
     assert not wanted("auto", backend="hf", cuda=True, compiled=False, world=2)
 
 

@@ -167,3 +167,28 @@ def test_the_bench_baseline_is_trls_own_trainer_class():
     assert trainer_class(TrainerOptions.for_run(config, plan)) is DPOTrainer
     ours = decide(config, Machine(cuda=True))
     assert trainer_class(TrainerOptions.for_run(config, ours)) is TunedDPOTrainer  # ours drops the mask
+
+
+def test_kernel_families_sum_the_gpu_time_by_what_the_kernels_do():
+    from dpo_tutor.benchmarks.profiling import families_table, kernel_families
+
+    kernels = [  # names as the profiler lists them on an H200 (abridged), device ms, launches
+        ("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTT", 30.0, 100),
+        ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize", 10.0, 20),
+        ("fmha_cutlassF_bf16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel)", 8.0, 30),
+        ("_chunked_log_prob_fwd_kernel", 1.0, 2),
+        ("triton_poi_fused_add_mul_0", 2.0, 60),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>>", 6.0, 900),
+        ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<...>", 3.0, 40),
+        ("void at::native::reduce_kernel<512, 1, ...>", 4.0, 50),
+    ]
+    families = dict((f, (ms, n)) for f, ms, n in kernel_families(kernels))
+    assert families["matmul (cuBLAS, CUTLASS)"] == (40.0, 120)
+    assert families["attention"] == (8.0, 30)
+    assert families["elementwise"] == (6.0, 900)
+    assert families["Triton (TRL's log-prob kernel, compiled layers)"] == (2.0, 60)
+    assert families["other"] == (1.0, 2)  # a name no family claims is counted, not lost
+    assert kernel_families(kernels)[0][0] == "matmul (cuBLAS, CUTLASS)"  # largest first
+    table = families_table(kernels, steps=2)
+    assert "| matmul (cuBLAS, CUTLASS) | 20.0 | 62% | 60 |" in table  # 40 of 64 ms
+    assert table.splitlines()[-1] == "| all | 32.0 | 100% | 601 |"

@@ -217,7 +217,8 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
             self.step_graphs = graphed_step.StepGraphs(
                 self.model, graphed_step.PreferenceLoss.from_trainer(self), int(self.args.max_length or 0),
                 pad_id=int(pad_id) if pad_id is not None else 0,
-                roomier=self.options.graph_roomier, warm_each=self.options.graph_warmup_each,
+                # compiled layers may compile again for a new shape: never while recording
+                roomier=self.options.graph_roomier, warm_each=self.options.graph_warmup_each or self.options.compiled,
                 checkpoint_fraction=self.options.checkpoint_fraction,
             )
         self.graphs_note = reason or ""
