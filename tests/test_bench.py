@@ -103,9 +103,13 @@ def test_unknown_pipeline_is_one_clear_error(tmp_path):
 def test_the_commands_help_names_every_pipeline_the_engine_knows():
     from dpo_tutor.benchmarks.bench import PIPELINES
 
-    from dpo_tutor.commands.bench import DEFAULT_PIPELINES
+    from dpo_tutor.cli import build_parser
+    from dpo_tutor.commands.bench import DEFAULT_PIPELINES, EXTRA_PIPELINES
 
-    assert set(DEFAULT_PIPELINES) | {"ours-hf-compiled", "trl-tuned"} == set(PIPELINES)
+    assert set(DEFAULT_PIPELINES) | set(EXTRA_PIPELINES) == set(PIPELINES)
+    bench = build_parser()._subparsers._group_actions[0].choices["bench"]
+    help_text = " ".join(bench.format_help().split()).replace("- ", "-")  # argparse wraps at hyphens
+    assert all(name in help_text for name in PIPELINES)
 
 
 def test_each_pipeline_starts_with_its_own_empty_dataset_cache(tmp_path, monkeypatch):

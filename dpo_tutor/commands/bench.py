@@ -28,6 +28,7 @@ at every size. The 7-8B shapes load a 4-bit NF4 base (QLoRA, as Unsloth's notebo
 
 DEFAULT_PIPELINES = ("trl-defaults", "unsloth-notebook", "ours-hf", "ours-hf-eager", "ours-unsloth", "low-memory",
                      "low-memory-unsloth")
+EXTRA_PIPELINES = ("ours-hf-compiled", "trl-tuned", "ours-hf-graph-compiled")  # asked for by name only
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="training pairs used (0 = all; with fewer than steps x 32, pairs repeat)")
     p.add_argument("--pipelines", default=",".join(DEFAULT_PIPELINES), metavar="LIST",
                    help="comma-separated, from: " + ", ".join(DEFAULT_PIPELINES)
-                   + ", ours-hf-compiled, trl-tuned (default: all but the last two)")
+                   + f", {', '.join(EXTRA_PIPELINES)} (default: all but the last {len(EXTRA_PIPELINES)})")
     p.add_argument("--out", default="", help="folder for the pipelines' runs (default: a temporary folder)")
     p.add_argument("--json", action="store_true", help="print the results as JSON too")
 
