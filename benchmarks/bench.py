@@ -97,9 +97,8 @@ PIPELINES: dict[str, Pipeline] = {
         ),
         Pipeline(
             "ours-hf-graph-compiled",
-            "ours-hf with each decoder layer compiled (inductor) inside the recorded steps (issue 23's candidate)",
+            "ours-hf with --compile on: each decoder layer compiled (inductor), inside the recorded steps",
             _flags("hf", 32, 1, precompute=True, grouped=True, compile="on", graphs="auto"),
-            switches=(("graph_compile", "1"),),
             needs_cuda=True,  # compiling on a CPU costs minutes and tells nothing about the GPU
         ),
         Pipeline(
@@ -392,6 +391,14 @@ def run_bench(
         from dpo_tutor.engine.errors import UserError
 
         raise UserError(f"unknown pipeline(s): {', '.join(unknown)}", remedy=f"known: {', '.join(PIPELINES)}")
+    # A pipeline's run folder must start empty: train refuses a used one, and the old run's events would
+    # then be read as this pipeline's result.
+    used = [key for key in pipelines if (out_dir / key).is_dir() and any((out_dir / key).iterdir())]
+    if used:
+        from dpo_tutor.engine.errors import UserError
+
+        raise UserError(f"{out_dir} already holds runs of {', '.join(used)}", where="--out",
+                        remedy="give a new or empty --out folder")
     common = ["--model", model, "--max-steps", str(steps), "--max-length", str(max_length), "--lr", str(lr),
               "--beta", str(beta), "--seed", str(seed), "--eval-steps", "0", "--save-steps", "0"]
     if data:

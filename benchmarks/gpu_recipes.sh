@@ -5,7 +5,8 @@
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
 # shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each).
-# PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family.
+# PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family
+# (PROFILE_FLAGS: train flags added, e.g. "--compile on" with DPO_TUTOR_SWITCHES=graph_compile=1).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
 set -u
 stage=${1:?stage}
@@ -33,11 +34,13 @@ machine_line() {  # the GPU, the date and the stack, under each table
 }
 profile_run() {  # NAME MODEL MAX_LENGTH STEPS: ours-hf's recipe, its last-but-two steps profiled (replays)
   local name=$1 model=$2 len=$3 steps=$4
+  rm -rf "/tmp/runs/profile-$name"  # a warm machine keeps the last call's run
   timeout "${PROFILE_TIMEOUT:-120}" python3 -m dpo_tutor.benchmarks.measured_train \
     --profile "$((steps - 2)):2:$OUT/profile-$name.txt" -- --model "$model" \
     --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --max-steps "$steps" --max-pairs $((steps * 32)) \
     --max-length "$len" --backend hf --batch-size 32 --grad-accum 1 --gradient-checkpointing --precompute-ref \
     --group-by-length --compile off --cuda-graphs auto --eval-steps 0 --out "/tmp/runs/profile-$name" --quiet \
+    ${PROFILE_FLAGS:-} \
     > /dev/null 2> "$OUT/profile-$name.err"
   log "profile $name rc=$?"
   cp "/tmp/runs/profile-$name/events.jsonl" "$OUT/profile-$name-events.jsonl" 2>/dev/null  # recordings per step
@@ -88,6 +91,7 @@ record)
 bench)
   # the four pipelines on the final code, then (unless SKIP_TRAIN) the default run as a user starts it
   cd /tmp
+  rm -rf /tmp/bench  # a warm machine keeps the last call's runs
   timeout "${BENCH_TIMEOUT:-280}" python3 -m dpo_tutor bench --model "$DPO_GGUF" \
     --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps "${STEPS:-18}" --max-pairs $((${STEPS:-18} * 32)) \
     --pipelines "${PIPELINES:-trl-defaults,ours-hf,low-memory,ours-unsloth}" \

@@ -18,7 +18,8 @@ FAMILIES = (
     ("Triton (TRL's log-prob kernel, compiled layers)", re.compile(r"^triton|triton_", re.I)),
     ("optimizer and gradient norm (foreach)", re.compile(r"multi_tensor_apply|foreach", re.I)),
     ("reductions and softmax", re.compile(r"reduce_kernel|softmax|norm_kernel|cunn_", re.I)),
-    ("copies, casts and fills", re.compile(r"copy|cast|CatArray|memcpy|memset|fill|index", re.I)),
+    # PyTorch casts are copy kernels; "gpu_kernel_impl_nocast" in an elementwise kernel's name is not one
+    ("copies, casts and fills", re.compile(r"copy|CatArray|memcpy|memset|FillFunctor|index", re.I)),
     ("elementwise", re.compile(r"elementwise|vectorized|unrolled", re.I)),
 )
 

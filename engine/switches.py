@@ -34,7 +34,6 @@ class Switches:
     checkpoint_fraction: float = 1.0  # share of decoder layers that recompute activations in a recorded step
     pack: bool = True  # recorded steps train on packed pairs (else TRL's two rows a pair)
     pack_row_tokens: int = 0  # rows at least this long hold several pairs (0: one pair a row)
-    graph_compile: bool = False  # with --compile on, steps are recorded over compiled layers (else: not recorded)
     # the start-up passes and the eager step
     fast_prep: bool = True  # batched tokenizing and a longest-first reference pass
     reference_eval: bool = True  # the reference is scored with the model in eval mode

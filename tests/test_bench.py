@@ -100,6 +100,24 @@ def test_unknown_pipeline_is_one_clear_error(tmp_path):
     assert "trl-defaults" in PIPELINES
 
 
+def test_a_used_out_folder_is_refused_before_any_pipeline_runs(tmp_path, monkeypatch):
+    # A second bench into the same folder once printed the old run's rates beside a failure, with a
+    # negative start-up time: now nothing runs and one line says why.
+    from dpo_tutor.benchmarks import bench
+    from dpo_tutor.engine.errors import UserError
+
+    (tmp_path / "ours-hf").mkdir()
+    (tmp_path / "ours-hf" / "events.jsonl").write_text("{}\n")
+    started = []
+    monkeypatch.setattr(bench, "run_pipeline", lambda *a, **k: started.append(a))
+    with pytest.raises(UserError, match="already holds runs of ours-hf"):
+        bench.run_bench(model="tiny", data="", steps=1, pipelines=["trl-defaults", "ours-hf"], out_dir=tmp_path)
+    assert started == []
+    (tmp_path / "trl-defaults").mkdir()  # an empty folder is fine
+    bench.run_bench(model="tiny", data="", steps=1, pipelines=["trl-defaults"], out_dir=tmp_path)
+    assert len(started) == 1
+
+
 def test_the_commands_help_names_every_pipeline_the_engine_knows():
     from dpo_tutor.benchmarks.bench import PIPELINES
 

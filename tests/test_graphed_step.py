@@ -116,11 +116,11 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
 
 
 def test_recorded_steps_over_compiled_layers_train_as_trls_steps(tmp_path, monkeypatch):
-    # The graph_compile switch (issue 23's candidate): each decoder layer compiled, steps through our
-    # recorded path. On a CPU the compiler is dynamo with aot_eager (no code generation) and a "replay"
-    # runs eagerly; the inductor kernels inside real recordings are measured on the GPU (BENCHMARKS.md).
+    # --compile on with recorded steps: each decoder layer compiled, steps through our recorded path. On a
+    # CPU the compiler is dynamo with aot_eager (no code generation) and a "replay" runs eagerly; the
+    # inductor kernels inside real recordings are measured on the GPU (BENCHMARKS.md, issue 23).
     plain = _steps(_run(tmp_path, "plain", max_steps=3, eval_steps=0))
-    set_switches(monkeypatch, force_graphs=True, graph_compile=True, compile_backend="aot_eager")
+    set_switches(monkeypatch, force_graphs=True, compile_backend="aot_eager")
     events = _run(tmp_path, "compiled", max_steps=3, eval_steps=0, compile="on")
     phases = [e for e in events if e["type"] == "phase" and e.get("compiled_layers")]
     assert len(phases) == 1 and phases[0]["compiled_layers"] == 2
@@ -146,18 +146,16 @@ def test_bucket_lengths():
 def test_graphs_are_wanted_only_for_hf_on_a_gpu():
     from dpo_tutor.engine.train.plan import graphs_decision
 
-    def wanted(mode, *, backend, cuda, compiled, world=1):
-        return graphs_decision(TrainConfig(cuda_graphs=mode), backend=backend, cuda=cuda, compiled=compiled,
+    def wanted(mode, *, backend, cuda, world=1, compile="off"):
+        return graphs_decision(TrainConfig(cuda_graphs=mode, compile=compile), backend=backend, cuda=cuda,
                                world=world)[0]
 
-    assert wanted("auto", backend="hf", cuda=True, compiled=False)
-    assert not wanted("off", backend="hf", cuda=True, compiled=False)
-    assert not wanted("auto", backend="unsloth", cuda=True, compiled=False)
-    assert not wanted("auto", backend="hf", cuda=False, compiled=False)
-    assert not wanted("auto", backend="hf", cuda=True, compiled=True)
-    over = graphs_decision(TrainConfig(), backend="hf", cuda=True, compiled=True, world=1, over_compiled=True)
-    assert over[0]  # the graph_compile switch: recorded over compiled layers
-    assert not wanted("auto", backend="hf", cuda=True, compiled=False, world=2)
+    assert wanted("auto", backend="hf", cuda=True)
+    assert wanted("auto", backend="hf", cuda=True, compile="on")  # recorded over the compiled layers
+    assert not wanted("off", backend="hf", cuda=True)
+    assert not wanted("auto", backend="unsloth", cuda=True)
+    assert not wanted("auto", backend="hf", cuda=False)
+    assert not wanted("auto", backend="hf", cuda=True, world=2)
 
 
 def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
@@ -168,10 +166,10 @@ def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
     from peft import LoraConfig, get_peft_model
 
     assert recipe_allows_graphs(TrainConfig())
+    assert recipe_allows_graphs(TrainConfig(compile="on"))  # compiled layers are recorded too
     for recipe in LOSSES.values():
         assert recipe_allows_graphs(TrainConfig(**recipe)), recipe
-    for change in ({"loss_type": "hinge"}, {"precompute_ref": False}, {"lora_dropout": 0.1}, {"compile": "on"},
-                   {"cuda_graphs": "off"}):
+    for change in ({"loss_type": "hinge"}, {"precompute_ref": False}, {"lora_dropout": 0.1}, {"cuda_graphs": "off"}):
         assert not recipe_allows_graphs(TrainConfig(**change)), change
 
     def trainer(**lora):

@@ -181,14 +181,18 @@ def test_kernel_families_sum_the_gpu_time_by_what_the_kernels_do():
         ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<c10::BFloat16>>", 6.0, 900),
         ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<...>", 3.0, 40),
         ("void at::native::reduce_kernel<512, 1, ...>", 4.0, 50),
+        ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::"
+         "BinaryFunctor<float, float, float, at::native::binary_internal::MulFunctor<float>>>>", 2.0, 10),
+        ("void at::native::unrolled_elementwise_kernel<at::native::direct_copy_kernel_cuda(...)>", 1.0, 5),
     ]
     families = dict((f, (ms, n)) for f, ms, n in kernel_families(kernels))
     assert families["matmul (cuBLAS, CUTLASS)"] == (40.0, 120)
     assert families["attention"] == (8.0, 30)
-    assert families["elementwise"] == (6.0, 900)
+    assert families["elementwise"] == (8.0, 910)  # "nocast" in a name does not make it a cast
+    assert families["copies, casts and fills"] == (1.0, 5)
     assert families["Triton (TRL's log-prob kernel, compiled layers)"] == (2.0, 60)
     assert families["other"] == (1.0, 2)  # a name no family claims is counted, not lost
     assert kernel_families(kernels)[0][0] == "matmul (cuBLAS, CUTLASS)"  # largest first
     table = families_table(kernels, steps=2)
-    assert "| matmul (cuBLAS, CUTLASS) | 20.0 | 62% | 60 |" in table  # 40 of 64 ms
-    assert table.splitlines()[-1] == "| all | 32.0 | 100% | 601 |"
+    assert "| matmul (cuBLAS, CUTLASS) | 20.0 | 60% | 60 |" in table  # 40 of 67 ms
+    assert table.splitlines()[-1] == "| all | 33.5 | 100% | 608 |"

@@ -81,13 +81,12 @@ class TrainPlan:
         return getattr(torch, self.precision)
 
 
-def recipe_allows_graphs(config: TrainConfig, over_compiled: bool = False) -> bool:
+def recipe_allows_graphs(config: TrainConfig) -> bool:
     """Whether the config's recipe is one a recorded step computes (the model is checked later, by the
-    trainer): what `auto` weighs when it picks the backend and whether to compile. over_compiled: the
-    graph_compile switch (compile on no longer rules recorded steps out)."""
+    trainer): what `auto` weighs when it picks the backend and whether to compile."""
     return (
         config.cuda_graphs == "auto" and config.loss_type in GRAPHED_LOSSES and config.precompute_ref
-        and config.lora_dropout == 0 and (config.compile != "on" or over_compiled)
+        and config.lora_dropout == 0
     )
 
 
@@ -169,23 +168,21 @@ def compile_decision(mode: str, *, backend: str, cuda: bool, graphs: bool = Fals
     return True, "auto: CUDA GPU with the hf backend"
 
 
-def graphs_decision(config: TrainConfig, *, backend: str, cuda: bool, compiled: bool, world: int,
-                    force: bool = False, over_compiled: bool = False) -> tuple[bool, str]:
+def graphs_decision(config: TrainConfig, *, backend: str, cuda: bool, world: int,
+                    force: bool = False) -> tuple[bool, str]:
     """(record steps as CUDA graphs?, why): `cuda_graphs` auto, a recipe they compute, one CUDA GPU with
-    the hf backend (Unsloth runs its own compiled kernels; compiled layers would record a compiler's
-    wrapper; with several processes a replay would skip the gradient all-reduce DDP hooks into a step).
-    force: the test switch that runs them off a GPU. over_compiled: the graph_compile switch, which records
-    steps over compiled layers (each new shape runs eagerly first, so nothing compiles while recording)."""
+    the hf backend (Unsloth runs its own compiled kernels; with several processes a replay would skip the
+    gradient all-reduce DDP hooks into a step).
+    force: the test switch that runs them off a GPU. Compiled layers (`--compile on`) are recorded too: each
+    new shape then runs eagerly first, so nothing compiles while a graph records."""
     if config.cuda_graphs != "auto":
         return False, "cuda_graphs off"
-    if not recipe_allows_graphs(config, over_compiled):
+    if not recipe_allows_graphs(config):
         return False, "the recipe is one recorded steps do not compute (TRL's eager step)"
     if world > 1:
         return False, "several processes"
     if backend != "hf":
         return False, "Unsloth runs its own kernels"
-    if compiled and not over_compiled:
-        return False, "compiled layers"
     if not cuda and not force:
         return False, "no CUDA GPU"
     return True, "auto: one CUDA GPU, the hf backend and a recipe recorded steps compute"
@@ -210,7 +207,7 @@ def decide(config: TrainConfig, machine: Machine, *, tiny: bool = False, switche
     """
     switches = switches or Switches()
     world = machine.world
-    graphable = world == 1 and recipe_allows_graphs(config, switches.graph_compile)
+    graphable = world == 1 and recipe_allows_graphs(config)
     if backend is None:
         if world > 1:
             backend, _note = backend_for_processes(config.backend, world, cuda=machine.cuda)
@@ -226,9 +223,8 @@ def decide(config: TrainConfig, machine: Machine, *, tiny: bool = False, switche
         raise UserError("the 8-bit optimizer needs a CUDA GPU", where="optim", remedy="use adamw_torch")
     compiled, compile_reason = compile_decision(config.compile, backend=backend.name, cuda=machine.cuda,
                                                 graphs=graphable)
-    graphs, graphs_reason = graphs_decision(config, backend=backend.name, cuda=machine.cuda, compiled=compiled,
-                                            world=world, force=switches.force_graphs,
-                                            over_compiled=switches.graph_compile)
+    graphs, graphs_reason = graphs_decision(config, backend=backend.name, cuda=machine.cuda,
+                                            world=world, force=switches.force_graphs)
     return TrainPlan(
         backend=backend.name,
         backend_reason=backend.reason,
