@@ -23,7 +23,7 @@ def test_the_default_recipe_on_one_gpu_replays_packed_recorded_steps_on_hf():
     assert plan.graphs and plan.packing and plan.nonblocking_copies
     assert not plan.compile and plan.compile_reason == "compile off"  # the default config's
     auto = decide(TrainConfig(compile="auto"), GPU)
-    assert auto.graphs and not auto.compile and auto.compile_reason == "auto: CUDA graphs replay the steps instead"
+    assert auto.graphs and not auto.compile and auto.compile_reason.startswith("auto: CUDA graphs replay the steps")
     assert decide(TrainConfig(compile="auto", cuda_graphs="off"), Machine(cuda=True)).compile
     assert plan.reference_batch == 2 * TrainConfig().batch_size and plan.dataloader_workers == 0
 

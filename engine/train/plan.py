@@ -154,7 +154,8 @@ def backend_for_processes(requested: str, world: int, *, cuda: bool | None = Non
 
 def compile_decision(mode: str, *, backend: str, cuda: bool, graphs: bool = False) -> tuple[bool, str]:
     """(compile?, why) for the config's `compile` setting. graphs: the recipe's steps can be replayed as
-    CUDA graphs, which is faster than compiled layers and costs no compile."""
+    CUDA graphs; auto then leaves compiling off, because the compile (26-46 s) pays back only on runs of
+    several hundred steps (BENCHMARKS.md, issue 23), and `on` compiles the layers inside the recorded steps."""
     if mode == "off":
         return False, "compile off"
     if backend == "unsloth":
@@ -164,7 +165,7 @@ def compile_decision(mode: str, *, backend: str, cuda: bool, graphs: bool = Fals
     if not cuda:
         return False, "auto: no CUDA GPU (compiling on a CPU costs more than it saves)"
     if graphs:
-        return False, "auto: CUDA graphs replay the steps instead"
+        return False, "auto: CUDA graphs replay the steps (compiling them too pays on long runs: --compile on)"
     return True, "auto: CUDA GPU with the hf backend"
 
 
