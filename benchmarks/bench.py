@@ -386,17 +386,15 @@ def run_bench(
     *, model: str, data: str, steps: int, pipelines: list[str], out_dir: Path, max_length: int = 512,
     max_pairs: int = 0, lr: float = 5e-4, beta: float = 0.1, seed: int = 42, progress=None,
 ) -> list[BenchResult]:
+    from dpo_tutor.engine.errors import UserError
+
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown:
-        from dpo_tutor.engine.errors import UserError
-
         raise UserError(f"unknown pipeline(s): {', '.join(unknown)}", remedy=f"known: {', '.join(PIPELINES)}")
     # A pipeline's run folder must start empty: train refuses a used one, and the old run's events would
     # then be read as this pipeline's result.
     used = [key for key in pipelines if (out_dir / key).is_dir() and any((out_dir / key).iterdir())]
     if used:
-        from dpo_tutor.engine.errors import UserError
-
         raise UserError(f"{out_dir} already holds runs of {', '.join(used)}", where="--out",
                         remedy="give a new or empty --out folder")
     common = ["--model", model, "--max-steps", str(steps), "--max-length", str(max_length), "--lr", str(lr),

@@ -6,7 +6,7 @@
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
 # shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each).
 # PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family
-# (PROFILE_FLAGS: train flags added, e.g. "--compile on" with DPO_TUTOR_SWITCHES=graph_compile=1).
+# (PROFILE_FLAGS: train flags added, e.g. "--compile on": compiled layers inside the recorded steps).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
 set -u
 stage=${1:?stage}
@@ -32,7 +32,7 @@ machine_line() {  # the GPU, the date and the stack, under each table
   echo; echo "GPU: $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader); $(date -u +%F);" \
     "$(python3 -c 'import torch, transformers, trl, peft; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__, "peft", peft.__version__)')"
 }
-profile_run() {  # NAME MODEL MAX_LENGTH STEPS: ours-hf's recipe, its last-but-two steps profiled (replays)
+profile_run() {  # NAME MODEL MAX_LENGTH STEPS: ours-hf's recipe, the two steps before its last profiled (replays)
   local name=$1 model=$2 len=$3 steps=$4
   rm -rf "/tmp/runs/profile-$name"  # a warm machine keeps the last call's run
   timeout "${PROFILE_TIMEOUT:-120}" python3 -m dpo_tutor.benchmarks.measured_train \
