@@ -4,7 +4,8 @@
 #   call:  source .gpu/s2/setup.sh && bash .gpu/src/benchmarks/gpu_recipes.sh STAGE
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
-# shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each).
+# shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each),
+# variants FILE (benchmarks/variants.py on the 135M GGUF, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME).
 # PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family
 # (PROFILE_FLAGS: train flags added, e.g. "--compile on": compiled layers inside the recorded steps).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
@@ -141,6 +142,26 @@ shapes)
   tail -5 "$OUT/shapes-$size.err"
   tar -czf "$OUT/shapes-$size-runs.tgz" -C /tmp/shape-bench --exclude='*.safetensors' --exclude='checkpoints' . 2>/dev/null
   [ -n "${PROFILE:-}" ] && profile_run "$size" "shape:$shape,tokenizer=$DPO_GGUF" "$len" 24
+  ;;
+variants)
+  # one change at a time: each line NAME=FLAGS of benchmarks/FILE (F=FLAGS lines define $F for the lines after)
+  file=${2:?variants FILE (in benchmarks/)}
+  specs=(); F=""
+  while IFS= read -r line; do
+    case "$line" in '#'*|'') continue ;; F=*) F=${line#F=}; continue ;; esac
+    specs+=("${line//\$F/$F}")
+  done < "$SRC/benchmarks/$file"
+  cd /tmp
+  rm -rf /tmp/variants
+  timeout "${BENCH_TIMEOUT:-520}" python3 -m dpo_tutor.benchmarks.variants --model "$DPO_GGUF" \
+    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps "${STEPS:-40}" --max-pairs $((${STEPS:-40} * 32)) \
+    --out /tmp/variants --profile "${VPROFILE:-}" --json "$OUT/variants.json" "${specs[@]}" > "$OUT/variants.txt" 2> "$OUT/variants.err"
+  log "variants rc=$?"
+  grep -v '^[a-z0-9-]*: {' "$OUT/variants.txt"
+  machine_line | tee -a "$OUT/variants.txt"
+  tail -5 "$OUT/variants.err"
+  cp /tmp/variants/*.profile.txt "$OUT/" 2>/dev/null
+  tar -czf "$OUT/variants-runs.tgz" -C /tmp $(cd /tmp && find variants -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null
   ;;
 esac
 log "end $stage"
