@@ -166,6 +166,7 @@ variants)
   ;;
 memprobe)
   # where the memory held by compiled recorded steps is allocated (benchmarks/memory_probe.py), 24 steps
+  cd /tmp  # not the source tree: its dpo_tutor/ folder would hide the installed package's benchmarks
   for warm in auto off; do
     rm -rf "/tmp/runs/memprobe-$warm"
     DPO_TUTOR_SWITCHES="graph_warmup_each=$warm${DPO_TUTOR_SWITCHES:+,$DPO_TUTOR_SWITCHES}" timeout "${PROFILE_TIMEOUT:-150}" \
