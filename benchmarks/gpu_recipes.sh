@@ -5,8 +5,7 @@
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
 # shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each),
-# variants FILE (benchmarks/variants.py on the 135M GGUF, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME),
-# memprobe (the 135M default recipe with --compile on, each shape warmed up and not: live memory by allocating line).
+# variants FILE (benchmarks/variants.py on the 135M GGUF, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME).
 # PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family
 # (PROFILE_FLAGS: train flags added, e.g. "--compile on": compiled layers inside the recorded steps).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
@@ -163,22 +162,6 @@ variants)
   tail -5 "$OUT/variants.err"
   cp /tmp/variants/*.profile.txt "$OUT/" 2>/dev/null
   tar -czf "$OUT/variants-runs.tgz" -C /tmp $(cd /tmp && find variants -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null
-  ;;
-memprobe)
-  # where the memory held by compiled recorded steps is allocated (benchmarks/memory_probe.py), 24 steps
-  cd /tmp  # not the source tree: its dpo_tutor/ folder would hide the installed package's benchmarks
-  for warm in auto off; do
-    rm -rf "/tmp/runs/memprobe-$warm"
-    DPO_TUTOR_SWITCHES="graph_warmup_each=$warm${DPO_TUTOR_SWITCHES:+,$DPO_TUTOR_SWITCHES}" timeout "${PROFILE_TIMEOUT:-150}" \
-      python3 -m dpo_tutor.benchmarks.measured_train --memory-probe "1,2,12:$OUT/memory-$warm.md" -- --model "$DPO_GGUF" \
-      --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --max-steps 24 --max-pairs 768 --max-length 512 \
-      --backend hf --batch-size 32 --grad-accum 1 --gradient-checkpointing --precompute-ref --group-by-length \
-      --compile on --cuda-graphs auto --eval-steps 0 --out "/tmp/runs/memprobe-$warm" --quiet ${PROFILE_FLAGS:-} \
-      > /dev/null 2> "$OUT/memory-$warm.err"
-    log "memprobe warm_each=$warm rc=$?"
-    cp "/tmp/runs/memprobe-$warm/events.jsonl" "$OUT/memory-$warm-events.jsonl" 2>/dev/null
-    grep -A8 '^## ' "$OUT/memory-$warm.md" | cut -c1-160 | head -60
-  done
   ;;
 esac
 log "end $stage"

@@ -1,12 +1,11 @@
 """`dpo-tutor train` with measurement tools attached: the same command, its run handed the callbacks.
 
     python -m dpo_tutor.benchmarks.measured_train [--profile FIRST:COUNT:FILE] [--host-phases FILE]
-        [--sync-debug FILE] [--memory-probe STEPS:FILE] -- <dpo-tutor train flags>
+        [--sync-debug FILE] -- <dpo-tutor train flags>
 
 --profile: torch.profiler's operator tables for steps FIRST..FIRST+COUNT-1 (profiling.py);
 --host-phases: the host's time per step by Trainer phase; --sync-debug: the calls that waited for the
-GPU in steps 6-9 (host_phases.py); --memory-probe: the live GPU memory by allocating line at those
-steps and at the end (memory_probe.py; it slows the run). Switches (engine/switches.py) go in DPO_TUTOR_SWITCHES as usual.
+GPU in steps 6-9 (host_phases.py). Switches (engine/switches.py) go in DPO_TUTOR_SWITCHES as usual.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import argparse
 import sys
 
 
-def measurement_callbacks(profile: str = "", host_phases: str = "", sync_debug: str = "", memory_probe: str = "") -> list:
+def measurement_callbacks(profile: str = "", host_phases: str = "", sync_debug: str = "") -> list:
     """The callbacks for the given measurements (none for empty values)."""
     callbacks: list = []
     if profile:
@@ -30,10 +29,6 @@ def measurement_callbacks(profile: str = "", host_phases: str = "", sync_debug: 
         from dpo_tutor.benchmarks.host_phases import SyncDebugCallback
 
         callbacks.append(SyncDebugCallback(sync_debug))
-    if memory_probe:
-        from dpo_tutor.benchmarks.memory_probe import from_spec as memory_probe_from_spec
-
-        callbacks.append(memory_probe_from_spec(memory_probe))
     return callbacks
 
 
@@ -46,13 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="", metavar="FIRST:COUNT:FILE")
     parser.add_argument("--host-phases", default="", metavar="FILE")
     parser.add_argument("--sync-debug", default="", metavar="FILE")
-    parser.add_argument("--memory-probe", default="", metavar="STEPS:FILE")
     measures = parser.parse_args(own)
     from dpo_tutor.cli import build_parser
     from dpo_tutor.commands import train
 
     args = build_parser().parse_args(["train", *train_argv])
-    callbacks = measurement_callbacks(measures.profile, measures.host_phases, measures.sync_debug, measures.memory_probe)
+    callbacks = measurement_callbacks(measures.profile, measures.host_phases, measures.sync_debug)
     return train.run(args, callbacks=callbacks)
 
 

@@ -26,7 +26,7 @@ class Preset:
 
 # The default recipe's settings, spelled out so a preset resets what another preset changed.
 LESSON_RUN = {"max_steps": 0, "epochs": 1.0, "max_pairs": 0, "batch_size": 32, "grad_accum": 1,
-              "gradient_checkpointing": True, "group_by_length": True, "compile": "off",
+              "gradient_checkpointing": True, "group_by_length": True, "compile": "auto",
               "max_length": 512, "eval_steps": 25, "eval_pairs": 64, "save_steps": 50}
 # A look at training on a CPU in under two minutes for SmolLM2-135M (`benchmarks/preset_run.py --preset
 # cpu-look`): few short pairs, no gradient checkpointing (a CPU's memory does not need it).

@@ -30,8 +30,7 @@ class Switches:
     nonblocking_copies: bool = True  # batches go to the GPU without the host waiting for the copy
     graph_reference: bool = True  # the reference pass is replayed as recorded graphs too
     graph_roomier: bool = True  # a packed batch may replay a slightly roomier recorded shape
-    # every new shape runs eagerly before it is recorded: on, off (only the first shape), auto (on with compiled layers)
-    graph_warmup_each: str = "auto"
+    graph_warmup_each: bool = False  # every new shape runs eagerly before it is recorded (else only the first)
     checkpoint_fraction: float = 1.0  # share of decoder layers that recompute activations in a recorded step
     pack: bool = True  # recorded steps train on packed pairs (else TRL's two rows a pair)
     pack_row_tokens: int = 0  # rows at least this long hold several pairs (0: one pair a row)

@@ -193,3 +193,64 @@ def test_recipes_and_models_that_graphs_do_not_cover_keep_trls_step():
     assert graphed_step.PreferenceLoss.from_trainer(SimpleNamespace(
         loss_types=["robust", "sft"], loss_weights=[1.0, 0.3], beta=0.2, label_smoothing=0.1,
     )) == graphed_step.PreferenceLoss("robust", 0.2, 0.1, 0.3)
+
+
+class _FlakyRecordings(graphed_step.StepGraphs):
+    """StepGraphs whose "GPU" is the CPU and whose recordings fail for the shapes in `fail` (as many
+    times as listed): the decisions around a recording, without a GPU."""
+
+    def __init__(self, fail, **kwargs):
+        import torch
+
+        super().__init__(torch.nn.Linear(2, 2), graphed_step.PreferenceLoss(), 512, **kwargs)
+        self.fail = dict(fail)
+        self.ran = []  # (length, how): each computation that ran
+
+    def _records_on(self, device):
+        return True
+
+    def _warm_up(self, kind, inputs, scale):
+        return self._compute(kind, inputs, scale, how="warm-up")
+
+    def _compute(self, kind, inputs, scale, how="eager"):
+        self.ran.append((inputs["input_ids"].shape[1], how))
+        return how
+
+    def _record(self, key, inputs, scale):
+        if self.fail.get(key[2], 0):
+            self.fail[key[2]] -= 1
+            raise RuntimeError("a new shape compiled while recording")
+        self.recorded[key] = graphed_step._Recorded(None, inputs, scale, None)  # a "replay" runs eagerly
+        self.recordings["step"] += 1
+
+
+def _batch(length):
+    import torch
+
+    ids = torch.ones((2, length), dtype=torch.long)
+    one = torch.zeros(1)
+    return {"input_ids": ids, "attention_mask": ids, "completion_mask": ids, "ref_chosen_logps": one,
+            "ref_rejected_logps": one}
+
+
+def test_with_compiled_layers_a_shape_whose_recording_failed_is_warmed_up_and_recorded_next_time():
+    graphs = _FlakyRecordings({128: 1, 192: 2}, retry_failed=True)
+    for length in (64, 128, 128, 128, 192, 192):
+        graphs.step(_batch(length), 1.0)
+        assert graphs.broken == "" or length == 192
+    assert graphs.ran == [
+        (64, "warm-up"),  # the first shape: warmed up, then recorded
+        (128, "eager"),  # recorded straight away: failed, so this batch runs eagerly, not the run
+        (128, "warm-up"), (128, "eager"),  # next time: warmed up and recorded; then replayed
+        (192, "eager"), (192, "warm-up"),  # failed twice: recording stops for the run
+    ]
+    assert graphs.broken == "RuntimeError: a new shape compiled while recording"
+    assert set(graphs.failed) == {("step", 2, 128), ("step", 2, 192)}
+
+
+def test_without_compiled_layers_the_first_failed_recording_stops_recording():
+    graphs = _FlakyRecordings({128: 1})
+    graphs.step(_batch(64), 1.0)
+    graphs.step(_batch(128), 1.0)
+    assert graphs.broken == "RuntimeError: a new shape compiled while recording"
+    assert graphs.ran == [(64, "warm-up"), (128, "eager")]

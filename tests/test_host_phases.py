@@ -59,15 +59,6 @@ def test_checkpointed_layers_follow_the_fraction(value, expected):
     assert graphed_step.checkpointed_layers(30, fraction) == expected
 
 
-@pytest.mark.parametrize(("value", "compiled", "expected"), [
-    ("", False, False), ("", True, True),  # auto: every shape warmed up only with compiled layers
-    ("on", False, True), ("1", False, True), ("off", True, False), ("0", True, False),
-])
-def test_only_the_first_shape_is_warmed_up_unless_compiled_or_asked(value, compiled, expected):
-    from dpo_tutor.engine.train.trainer import TrainerOptions, TunedDPOTrainer
-
-    switch = Switches.parse(f"graph_warmup_each={value}" if value else "").graph_warmup_each
-    trainer = TunedDPOTrainer.__new__(TunedDPOTrainer)  # only the options are read
-    trainer.options = TrainerOptions(compiled=compiled, graph_warmup_each=switch)
-    assert trainer._warm_each() is expected
-    assert not graphed_step.StepGraphs.__dataclass_fields__["warm_each"].default
+def test_only_the_first_shape_is_warmed_up_unless_asked():
+    assert not Switches().graph_warmup_each and not graphed_step.StepGraphs.__dataclass_fields__["warm_each"].default
+    assert Switches.parse("graph_warmup_each=1").graph_warmup_each

@@ -81,11 +81,13 @@ def test_compiled_layers_learn_the_same_and_evaluate_eagerly(tmp_path, monkeypat
     assert _eval_losses(compiled) == pytest.approx(_eval_losses(eager), rel=1e-4, abs=1e-5)
 
 
-def test_compile_auto_is_off_on_a_cpu_and_for_unsloth():
+def test_compile_auto_is_off_on_a_cpu_and_for_unsloth_and_waits_for_the_runs_length_on_a_gpu():
     from dpo_tutor.engine.train.plan import compile_decision as decision
 
     assert decision("auto", backend="hf", cuda=False)[0] is False
-    assert decision("auto", backend="hf", cuda=True)[0] is True
+    compiled, why = decision("auto", backend="hf", cuda=True)
+    assert not compiled and why == "auto: steps compiled only on a run long enough to pay for the compile"
+    assert decision("on", backend="hf", cuda=True)[0] is True
     assert decision("on", backend="unsloth", cuda=True)[0] is False
     assert decision("off", backend="hf", cuda=True)[0] is False
 

@@ -10,7 +10,7 @@ import pytest
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.errors import UserError
 from dpo_tutor.engine.switches import Switches, encode
-from dpo_tutor.engine.train.plan import Machine, TrainPlan, decide
+from dpo_tutor.engine.train.plan import Machine, TrainPlan, compile_pays_after, decide, long_run_compile
 
 GPU = Machine(cuda=True, unsloth=True, bf16=True)
 CPU = Machine(cuda=False, unsloth=False)
@@ -21,10 +21,11 @@ def test_the_default_recipe_on_one_gpu_replays_packed_recorded_steps_on_hf():
     assert (plan.backend, plan.device, plan.precision) == ("hf", "cuda", "bfloat16")
     assert "graphed steps" in plan.backend_reason  # chosen over the installed Unsloth, and says why
     assert plan.graphs and plan.packing and plan.nonblocking_copies
-    assert not plan.compile and plan.compile_reason == "compile off"  # the default config's
-    auto = decide(TrainConfig(compile="auto"), GPU)
-    assert auto.graphs and not auto.compile and auto.compile_reason.startswith("auto: CUDA graphs replay the steps")
-    assert decide(TrainConfig(compile="auto", cuda_graphs="off"), Machine(cuda=True)).compile
+    assert TrainConfig().compile == "auto"  # decided once the run's length is known (long_run_compile)
+    assert not plan.compile and plan.compile_reason == (
+        "auto: recorded steps compiled only on a run long enough to pay for the compile")
+    assert not decide(TrainConfig(cuda_graphs="off"), Machine(cuda=True)).compile
+    assert decide(TrainConfig(compile="on"), GPU).compile
     assert plan.reference_batch == 2 * TrainConfig().batch_size and plan.dataloader_workers == 0
 
 
@@ -115,3 +116,44 @@ def test_the_run_folder_rules_live_in_the_engine(tmp_path):
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+SIZES = {"135M": 134.5e6, "360M": 361.8e6, "1.7B": 1_711.4e6, "8B": 8_030.3e6}  # model_shapes.py's counts
+
+
+@pytest.mark.parametrize(("size", "short", "long"), [
+    ("135M", 3_072, 41_000),  # the lesson run's 96 steps of 32 pairs; ~1,300 steps
+    ("360M", 3_072, 17_500),
+    ("1.7B", 3_072, 12_500),
+    ("8B", 3_072, 12_500),
+])
+def test_auto_compiles_only_runs_long_enough_to_pay_for_the_compile(size, short, long):
+    plan = decide(TrainConfig(), GPU)
+    assert compile_pays_after(SIZES[size]) == long
+    kept = long_run_compile(plan, TrainConfig(), pairs=short, parameters=SIZES[size])
+    assert not kept.compile and f"{short:,} pairs to train" in kept.compile_reason
+    assert f"compiling pays after ~{long:,}" in kept.compile_reason
+    grown = long_run_compile(plan, TrainConfig(), pairs=long, parameters=SIZES[size])
+    assert grown.compile and grown.graphs  # compiled layers inside the recorded steps
+    assert grown.compile_reason == f"auto: {long:,} pairs to train, and at {SIZES[size] / 1e6:,.0f}M parameters compiling pays after ~{long:,}"
+
+
+def test_the_run_length_never_compiles_what_auto_must_not():
+    long = 10**6
+    for config, machine in ((TrainConfig(compile="off"), GPU), (TrainConfig(), CPU)):
+        plan = decide(config, machine)
+        assert long_run_compile(plan, config, pairs=long, parameters=1e8) == plan
+    unsloth = decide(TrainConfig(loss_type="hinge"), GPU)
+    assert unsloth.backend == "unsloth" and long_run_compile(unsloth, TrainConfig(loss_type="hinge"), pairs=long,
+                                                             parameters=1e8) == unsloth
+    quantized = long_run_compile(decide(TrainConfig(), GPU), TrainConfig(), pairs=long, parameters=8e9, quantized=True)
+    assert not quantized.compile and "4- or 8-bit base" in quantized.compile_reason
+
+
+def test_the_pairs_a_run_trains_count_steps_or_epochs():
+    from dpo_tutor.engine.train.run import _pairs_to_train
+
+    plan = decide(TrainConfig(), GPU)
+    assert _pairs_to_train(TrainConfig(max_steps=40), plan, 5_000) == 1_280
+    assert _pairs_to_train(TrainConfig(epochs=2.0), plan, 3_000) == 2 * 94 * 32  # partial last batch counted
+    assert _pairs_to_train(TrainConfig(batch_size=8, grad_accum=4), plan, 64) == 64

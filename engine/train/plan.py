@@ -12,7 +12,7 @@ train command checks the backend choice before torch is loaded.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..config import BACKENDS, TrainConfig
@@ -153,9 +153,10 @@ def backend_for_processes(requested: str, world: int, *, cuda: bool | None = Non
 
 
 def compile_decision(mode: str, *, backend: str, cuda: bool, graphs: bool = False) -> tuple[bool, str]:
-    """(compile?, why) for the config's `compile` setting. graphs: the recipe's steps can be replayed as
-    CUDA graphs; auto then leaves compiling off, because the compile (26-46 s) pays back only on runs of
-    several hundred steps (BENCHMARKS.md, issue 23), and `on` compiles the layers inside the recorded steps."""
+    """(compile?, why) for the config's `compile` setting, before the run's length is known: `on`
+    compiles (inside the recorded steps, where they are on), and `auto` on a CUDA GPU with hf waits for
+    `long_run_compile`, because the compile (24-50 s) pays back only on long runs. graphs: the recipe's
+    steps are replayed as CUDA graphs (said in the reason)."""
     if mode == "off":
         return False, "compile off"
     if backend == "unsloth":
@@ -164,9 +165,37 @@ def compile_decision(mode: str, *, backend: str, cuda: bool, graphs: bool = Fals
         return True, "compile on"
     if not cuda:
         return False, "auto: no CUDA GPU (compiling on a CPU costs more than it saves)"
-    if graphs:
-        return False, "auto: CUDA graphs replay the steps (compiling them too pays on long runs: --compile on)"
-    return True, "auto: CUDA GPU with the hf backend"
+    steps = "recorded steps" if graphs else "steps"
+    return False, f"auto: {steps} compiled only on a run long enough to pay for the compile"
+
+
+# Pairs a run must train before compiling the decoder layers under recorded steps pays for the compile,
+# by model size (parameters up to): the compile's cost (135M: +24 s with inductor's cache warm, +50 s
+# cold; 360M +33 s; 1.7B +46 s) over the time it saves a pair (135M: 547 against 330 pairs/s steady;
+# 360M 282 against 184; 1.7B 123 against 84), one H200 (BENCHMARKS.md, issue 23), cold cache.
+COMPILE_PAYS_AFTER_PAIRS = ((250e6, 41_000), (700e6, 17_500), (float("inf"), 12_500))
+
+
+def compile_pays_after(parameters: float) -> int:
+    """Pairs of training after which compiling a model of this size pays (COMPILE_PAYS_AFTER_PAIRS)."""
+    return next(pairs for size, pairs in COMPILE_PAYS_AFTER_PAIRS if parameters <= size)
+
+
+def long_run_compile(plan: TrainPlan, config: TrainConfig, *, pairs: int, parameters: float,
+                     quantized: bool = False) -> TrainPlan:
+    """The plan once the run's length and model are known: `compile auto` on a CUDA GPU with hf compiles the
+    decoder layers when the run trains enough pairs for the compile to pay (`compile_pays_after`,
+    measured with recorded steps; eager steps gain more a step, so the rule is safe for them too); not
+    over a 4- or 8-bit base (bitsandbytes' layers break the compiler's graphs)."""
+    if config.compile != "auto" or plan.compile or not plan.cuda or plan.backend != "hf":
+        return plan
+    if quantized:
+        return replace(plan, compile_reason="auto: not over a 4- or 8-bit base (its layers break the compiler's graphs)")
+    needed = compile_pays_after(parameters)
+    size = f"{parameters / 1e6:,.0f}M parameters"
+    if pairs < needed:
+        return replace(plan, compile_reason=f"auto: {pairs:,} pairs to train; at {size} compiling pays after ~{needed:,}")
+    return replace(plan, compile=True, compile_reason=f"auto: {pairs:,} pairs to train, and at {size} compiling pays after ~{needed:,}")
 
 
 def graphs_decision(config: TrainConfig, *, backend: str, cuda: bool, world: int,
@@ -174,8 +203,8 @@ def graphs_decision(config: TrainConfig, *, backend: str, cuda: bool, world: int
     """(record steps as CUDA graphs?, why): `cuda_graphs` auto, a recipe they compute, one CUDA GPU with
     the hf backend (Unsloth runs its own compiled kernels; with several processes a replay would skip the
     gradient all-reduce DDP hooks into a step).
-    force: the test switch that runs them off a GPU. Compiled layers (`--compile on`) are recorded too: each
-    new shape then runs eagerly first, so nothing compiles while a graph records."""
+    force: the test switch that runs them off a GPU. Compiled layers (`--compile on`) are recorded too: a
+    shape whose recording fails (it compiled) runs eagerly once and is recorded the next time."""
     if config.cuda_graphs != "auto":
         return False, "cuda_graphs off"
     if not recipe_allows_graphs(config):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import signal
 import socket
@@ -42,7 +43,7 @@ from .fast import compiled_layers
 from .launch import allow_indexed_cpu_locations, is_main_process, launcher_pid, world_size
 from .machine import gpu_name, process_devices
 from .pairs import prepare_data
-from .plan import TrainPlan, plan_run
+from .plan import TrainPlan, long_run_compile, plan_run
 from .stop import StopRequest
 
 log = logging.getLogger("dpo_tutor.train")
@@ -272,6 +273,7 @@ def _train(run: _Run, checkpoint: Path | None, skip_through: int, run_scope: con
     source, plan, backend = _start(run, checkpoint, run_scope)
     train_ds, eval_ds = _load_data(run, plan)
     model, tokenizer, peft_config = _load_model(run, source, plan, backend)
+    plan = _plan_for_length(run, plan, model, len(train_ds))
     trainer, callback = _build_trainer(run, plan, skip_through, model, tokenizer, peft_config, train_ds, eval_ds)
     _fit(run, trainer, callback, checkpoint)
     return _finish(run, plan, trainer, tokenizer, callback, eval_ds)
@@ -376,6 +378,24 @@ def _reference_progress(run: _Run):
         run.phase("loading_model", message, done=total if finished else scored, total=total)
 
     return report
+
+
+def _pairs_to_train(config, plan: TrainPlan, train_pairs: int) -> int:
+    """Pairs the run will train: max_steps of the effective batch, else its epochs over the data."""
+    per_step = config.batch_size * config.grad_accum * plan.world_size
+    if config.max_steps > 0:
+        return config.max_steps * per_step
+    return int(math.ceil(train_pairs / per_step) * config.epochs) * per_step
+
+
+def _plan_for_length(run: _Run, plan: TrainPlan, model, train_pairs: int) -> TrainPlan:
+    """The plan once the run's length and model size are known (`long_run_compile`)."""
+    quantized = bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+    decided = long_run_compile(plan, run.config, pairs=_pairs_to_train(run.config, plan, train_pairs),
+                               parameters=sum(p.numel() for p in model.parameters()), quantized=quantized)
+    if not decided.compile and decided.compile_reason != plan.compile_reason:
+        run.phase("loading_model", f"decoder layers not compiled: {decided.compile_reason}")
+    return decided
 
 
 def _build_trainer(run: _Run, plan: TrainPlan, skip_through: int, model, tokenizer, peft_config, train_ds, eval_ds):
@@ -501,6 +521,7 @@ def _summary(callback, trainer) -> dict[str, Any]:
         out["cuda_graphs"] = {
             "recorded": dict(graphs.recordings) if graphs else {},  # shapes, by kind (step, reference)
             "replayed": dict(graphs.replays) if graphs else {},
+            "failed_once": len(graphs.failed) if graphs else 0,  # shapes recorded after an eager warm-up
             "note": getattr(trainer, "graphs_note", ""),
         }
     return out

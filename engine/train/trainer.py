@@ -53,7 +53,7 @@ class TrainerOptions:
     log_lag: bool = True
     graph_reference: bool = True
     graph_roomier: bool = True
-    graph_warmup_each: str = "auto"  # on, off, auto: on with compiled layers (graphed_step.StepGraphs.warm_each)
+    graph_warmup_each: bool = False
     checkpoint_fraction: float = 1.0
     pack: bool = True
     pack_row_tokens: int = 0
@@ -217,21 +217,14 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
             self.step_graphs = graphed_step.StepGraphs(
                 self.model, graphed_step.PreferenceLoss.from_trainer(self), int(self.args.max_length or 0),
                 pad_id=int(pad_id) if pad_id is not None else 0,
-                roomier=self.options.graph_roomier, warm_each=self._warm_each(),
+                roomier=self.options.graph_roomier, warm_each=self.options.graph_warmup_each,
+                # compiled layers may compile for a new shape, which a recording cannot hold: that
+                # shape then runs eagerly once and is recorded the next time
+                retry_failed=self.options.compiled,
                 checkpoint_fraction=self.options.checkpoint_fraction,
             )
         self.graphs_note = reason or ""
         return self.step_graphs is not None
-
-    def _warm_each(self) -> bool:
-        """Whether every new step shape runs eagerly before it is recorded: by default with compiled
-        layers, which may compile again for a new shape, and never may while a graph records."""
-        choice = self.options.graph_warmup_each.lower()
-        if choice in ("on", "1", "true", "yes"):
-            return True
-        if choice in ("off", "0", "false", "no"):
-            return False
-        return self.options.compiled
 
     def get_train_dataloader(self):
         # Recorded steps train on packed rows (packing.py: each prompt once, answers' tokens only);

@@ -420,11 +420,15 @@ class StepGraphs:
     pad_id: int = 0
     roomier: bool = True  # a packed batch may replay a roomier recorded shape (the graph_roomier switch)
     warm_each: bool = False  # every new shape runs eagerly before it is recorded (else only the first)
+    # compiled layers: a shape whose recording failed (a new shape may compile, which a recording cannot
+    # hold) runs eagerly, and is recorded after an eager warm-up the next time it comes, before giving up
+    retry_failed: bool = False
     checkpoint_fraction: float = 1.0  # share of decoder layers that recompute activations (checkpointing)
     recorded: dict[tuple[str, int, int], _Recorded] = field(default_factory=dict)
     replays: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     recordings: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     broken: str = ""  # why recording failed (then the trainer goes back to TRL's eager step)
+    failed: dict[tuple, str] = field(default_factory=dict)  # shapes whose recording failed once (retry_failed)
 
     def __post_init__(self):
         import torch
@@ -540,30 +544,51 @@ class StepGraphs:
             inputs = self._static_inputs(key[1], key[2], device)
         self._fill(inputs, batch)
         scale_tensor = torch.full((), scale, dtype=torch.float32, device=device)
-        if device.type != "cuda":
+        if not self._records_on(device):
             self.recorded[key] = _Recorded(None, inputs, scale_tensor, None)
             self.recordings[counter] += 1
             return self._compute(kind, inputs, scale_tensor)
-        if self.recordings[counter] and not self.warm_each:
+        if self.recordings[counter] and not self.warm_each and key not in self.failed:
             # Kernels, handles and the capture stream are warm from the first recording: record this
             # shape straight away and replay it (a recording runs nothing).
             try:
                 self._record(key, inputs, scale_tensor)
             except Exception as error:  # noqa: BLE001 - nothing ran: this batch runs eagerly
-                self.broken = f"{type(error).__name__}: {error}"
+                self._recording_failed(key, error)
                 return self._compute(kind, inputs, scale_tensor)
             return self._run(kind, batch, scale)  # recorded now: the replay path
         # The first batch of a shape runs eagerly on a side stream (a real step: it also initialises
         # what a recording must not, e.g. compiling TRL's Triton kernel), then it is recorded.
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            result = self._compute(kind, inputs, scale_tensor)
-        torch.cuda.current_stream().wait_stream(side)
+        result = self._warm_up(kind, inputs, scale_tensor)
         try:
             self._record(key, inputs, scale_tensor)
         except Exception as error:  # noqa: BLE001 - this batch is done; later ones run eagerly
-            self.broken = f"{type(error).__name__}: {error}"
+            self.failed[key] = self.failed.get(key) or "after a warm-up"  # warmed up already: no retry
+            self._recording_failed(key, error)
+        return result
+
+    def _recording_failed(self, key: tuple, error: Exception) -> None:
+        """A recording of `key` failed: with `retry_failed`, the first time for this shape, note it (its
+        next batch warms it up eagerly, then records); else recording stops for the run (`broken`)."""
+        reason = f"{type(error).__name__}: {error}"
+        if self.retry_failed and key not in self.failed:
+            self.failed[key] = reason
+            return
+        self.broken = reason
+
+    def _records_on(self, device: Any) -> bool:
+        """Whether steps on this device are recorded (a CUDA GPU), else run again eagerly."""
+        return device.type == "cuda"
+
+    def _warm_up(self, kind: str, inputs: dict[str, Any], scale: Any) -> Any:
+        """Run a step eagerly on a side stream, as a recording must be preceded."""
+        import torch
+
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            result = self._compute(kind, inputs, scale)
+        torch.cuda.current_stream().wait_stream(side)
         return result
 
     def _record(self, key: tuple[str, int, int], inputs: dict[str, Any], scale: Any) -> None:
