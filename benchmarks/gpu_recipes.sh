@@ -5,7 +5,7 @@
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
 # shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each),
-# variants FILE (benchmarks/variants.py on the 135M GGUF, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME).
+# variants FILE (benchmarks/variants.py on the 135M GGUF or VSHAPE, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME).
 # PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family
 # (PROFILE_FLAGS: train flags added, e.g. "--compile on": compiled layers inside the recorded steps).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
@@ -153,7 +153,8 @@ variants)
   done < "$SRC/benchmarks/$file"
   cd /tmp
   rm -rf /tmp/variants
-  timeout "${BENCH_TIMEOUT:-520}" python3 -m dpo_tutor.benchmarks.variants --model "$DPO_GGUF" \
+  model=$DPO_GGUF; [ -n "${VSHAPE:-}" ] && model="shape:$VSHAPE,tokenizer=$DPO_GGUF"  # e.g. VSHAPE=smollm2-360m
+  timeout "${BENCH_TIMEOUT:-520}" python3 -m dpo_tutor.benchmarks.variants --model "$model" \
     --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --steps "${STEPS:-40}" --max-pairs $((${STEPS:-40} * 32)) \
     --out /tmp/variants --profile "${VPROFILE:-}" --json "$OUT/variants.json" "${specs[@]}" > "$OUT/variants.txt" 2> "$OUT/variants.err"
   log "variants rc=$?"
