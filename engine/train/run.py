@@ -521,7 +521,7 @@ def _summary(callback, trainer) -> dict[str, Any]:
         out["cuda_graphs"] = {
             "recorded": dict(graphs.recordings) if graphs else {},  # shapes, by kind (step, reference)
             "replayed": dict(graphs.replays) if graphs else {},
-            "failed_once": len(graphs.failed) if graphs else 0,  # shapes recorded after an eager warm-up
+            "recordings_failed": len(graphs.failed) if graphs else 0,  # shapes whose recording failed (retried once)
             "note": getattr(trainer, "graphs_note", ""),
         }
     return out
