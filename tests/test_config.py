@@ -11,7 +11,7 @@ def test_defaults_are_the_recipe():
     c = TrainConfig()
     assert c.model == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert (c.learning_rate, c.batch_size, c.grad_accum, c.epochs, c.beta) == (5e-4, 32, 1, 1.0, 0.1)
-    assert c.precompute_ref is True and c.group_by_length is True and c.compile == "off" and c.optim == "adamw_torch"
+    assert c.precompute_ref is True and c.group_by_length is True and c.compile == "auto" and c.optim == "adamw_torch"
     assert (c.lora_r, c.lora_alpha, c.target_modules, c.lr_scheduler) == (16, 32, "all-linear", "cosine")
     assert c.gradient_checkpointing is True and c.trust_remote_code is False and c.allow_pickle is False
     assert c.validate() == ([], [])
