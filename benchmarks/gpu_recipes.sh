@@ -5,7 +5,8 @@
 # STAGE: sweep (benchmarks/recipe_sweep.py, every recipe), record (the default recipe as a user runs it:
 # train, eval, chat; the whole run timed), bench (dpo-tutor bench, the four pipelines),
 # shapes SIZE (issue 23: one `dpo-tutor bench --shape` call, SIZE 360m, 1.7b, 8b or qwen-7b; one device call each),
-# variants FILE (benchmarks/variants.py on the 135M GGUF or VSHAPE, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME).
+# variants FILE (benchmarks/variants.py on the 135M GGUF or VSHAPE, one NAME=FLAGS per line of benchmarks/FILE; STEPS, VPROFILE=NAME),
+# longrun (the default recipe for LONG_STEPS steps, 1,290 by default: long enough that compile auto compiles at 135M).
 # PROFILE=1 (bench, shapes): then ours-hf's replayed steps under torch.profiler, the GPU's time by kernel family
 # (PROFILE_FLAGS: train flags added, e.g. "--compile on": compiled layers inside the recorded steps).
 # The data travel in .gpu/s2/data in the layout engine/data/mix.py looks for ($DPO_TUTOR_DATA_DIR).
@@ -163,6 +164,21 @@ variants)
   tail -5 "$OUT/variants.err"
   cp /tmp/variants/*.profile.txt "$OUT/" 2>/dev/null
   tar -czf "$OUT/variants-runs.tgz" -C /tmp $(cd /tmp && find variants -maxdepth 2 \( -name events.jsonl -o -name train.log \)) 2>/dev/null
+  ;;
+longrun)
+  # the default recipe, only longer: does auto compile, and do the compiled recorded steps hold steady?
+  cd /tmp
+  rm -rf /tmp/runs/long
+  t0=$(date +%s.%N)
+  timeout "${TRAIN_TIMEOUT:-280}" python3 -m dpo_tutor train --model "$DPO_GGUF" \
+    --data "$DPO_TUTOR_DATA_DIR/hh-rlhf/harmless-base-test.jsonl.gz" --max-steps "${LONG_STEPS:-1290}" \
+    --eval-steps 0 --save-steps 0 --out /tmp/runs/long > "$OUT/longrun.out" 2>&1
+  log "long train rc=$? whole run $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s (start to adapter saved)"
+  tail -3 "$OUT/longrun.out"
+  cp /tmp/runs/long/events.jsonl "$OUT/longrun-events.jsonl" 2>/dev/null
+  grep -o '"message": "[^"]*compil[^"]*"' /tmp/runs/long/events.jsonl
+  python3 -m dpo_tutor.benchmarks.summarize_runs /tmp/runs/long
+  machine_line
   ;;
 esac
 log "end $stage"
