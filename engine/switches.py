@@ -42,6 +42,8 @@ class Switches:
     lean_imports: bool = True  # a hf run leaves out the optional packages it never uses
     dataloader_workers: int = 0  # processes that collate batches beside the training loop
     compile_backend: str = "inductor"  # torch.compile's backend for compiled layers (tests: aot_eager)
+    # share of a compiled layer's activations its backward may keep (below 1: the compiler recomputes more)
+    compile_memory_budget: float = 1.0
     dataset_cache_dir: str = ""  # the tokenized-pairs cache folder ("": in the user cache folder)
     # for tests: these may change what a run does, so no benchmark sets them
     default_data: str = ""  # "sample": a run without data trains on the bundled sample (engine/data may read it)

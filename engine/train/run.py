@@ -440,7 +440,8 @@ def _build_trainer(run: _Run, plan: TrainPlan, skip_through: int, model, tokeniz
         if hasattr(extra, "attach"):
             extra.attach(trainer)
     if plan.compile:
-        layers = compiled_layers.compile_layers(trainer.model, backend=plan.switches.compile_backend)
+        layers = compiled_layers.compile_layers(trainer.model, backend=plan.switches.compile_backend,
+                                                memory_budget=plan.switches.compile_memory_budget)
         log.info("torch.compile: %d decoder layers (%s)", layers, plan.compile_reason)
         run.phase("loading_model", f"torch.compile: {layers} decoder layers ({plan.compile_reason})",
                   compiled_layers=layers)
