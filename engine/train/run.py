@@ -380,7 +380,7 @@ def _reference_progress(run: _Run):
     return report
 
 
-def _pairs_to_train(config, plan: TrainPlan, train_pairs: int) -> int:
+def _pairs_to_train(config: TrainConfig, plan: TrainPlan, train_pairs: int) -> int:
     """Pairs the run will train: max_steps of the effective batch, else its epochs over the data."""
     per_step = config.batch_size * config.grad_accum * plan.world_size
     if config.max_steps > 0:

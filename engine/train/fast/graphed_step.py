@@ -428,7 +428,7 @@ class StepGraphs:
     replays: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     recordings: dict[str, int] = field(default_factory=lambda: {"step": 0, "reference": 0})
     broken: str = ""  # why recording failed (then the trainer goes back to TRL's eager step)
-    failed: dict[tuple, str] = field(default_factory=dict)  # shapes whose recording failed once (retry_failed)
+    failed: set[tuple] = field(default_factory=set)  # shapes whose recording failed (retry_failed: retried once)
 
     def __post_init__(self):
         import torch
@@ -563,18 +563,17 @@ class StepGraphs:
         try:
             self._record(key, inputs, scale_tensor)
         except Exception as error:  # noqa: BLE001 - this batch is done; later ones run eagerly
-            self.failed[key] = self.failed.get(key) or "after a warm-up"  # warmed up already: no retry
+            self.failed.add(key)  # warmed up already: no retry
             self._recording_failed(key, error)
         return result
 
     def _recording_failed(self, key: tuple, error: Exception) -> None:
         """A recording of `key` failed: with `retry_failed`, the first time for this shape, note it (its
         next batch warms it up eagerly, then records); else recording stops for the run (`broken`)."""
-        reason = f"{type(error).__name__}: {error}"
         if self.retry_failed and key not in self.failed:
-            self.failed[key] = reason
+            self.failed.add(key)
             return
-        self.broken = reason
+        self.broken = f"{type(error).__name__}: {error}"
 
     def _records_on(self, device: Any) -> bool:
         """Whether steps on this device are recorded (a CUDA GPU), else run again eagerly."""
