@@ -34,6 +34,7 @@ class Switches:
     checkpoint_fraction: float = 1.0  # share of decoder layers that recompute activations in a recorded step
     pack: bool = True  # recorded steps train on packed pairs (else TRL's two rows a pair)
     pack_row_tokens: int = 0  # rows at least this long hold several pairs (0: one pair a row)
+    step_tokens: int = -1  # a packed step of more tokens runs as parts (-1: by model size, plan.py; 0: never)
     # the start-up passes and the eager step
     fast_prep: bool = True  # batched tokenizing and a longest-first reference pass
     reference_eval: bool = True  # the reference is scored with the model in eval mode
@@ -42,8 +43,6 @@ class Switches:
     lean_imports: bool = True  # a hf run leaves out the optional packages it never uses
     dataloader_workers: int = 0  # processes that collate batches beside the training loop
     compile_backend: str = "inductor"  # torch.compile's backend for compiled layers (tests: aot_eager)
-    # share of a compiled layer's activations its backward may keep (below 1: the compiler recomputes more)
-    compile_memory_budget: float = 1.0
     dataset_cache_dir: str = ""  # the tokenized-pairs cache folder ("": in the user cache folder)
     # for tests: these may change what a run does, so no benchmark sets them
     default_data: str = ""  # "sample": a run without data trains on the bundled sample (engine/data may read it)

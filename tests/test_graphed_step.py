@@ -115,6 +115,27 @@ def test_graphed_steps_train_exactly_as_trls_steps(tmp_path, monkeypatch, packed
     assert evals_b == pytest.approx(evals_a, rel=tolerance, abs=tolerance / 10) and len(evals_a) == 2
 
 
+def test_long_batches_run_in_parts_and_train_as_trls_steps(tmp_path, monkeypatch):
+    # A packed batch of more tokens than the plan's step_tokens runs as parts of its pairs into the same
+    # gradients: what the run learns and logs is TRL's, and the run says how many steps it split.
+    plain = _steps(_run(tmp_path, "plain", eval_steps=0))
+    set_switches(monkeypatch, force_graphs=True, step_tokens=1024)  # 4 rows of 256 tokens whole, longer in parts
+    events = _run(tmp_path, "parts", eval_steps=0)
+    phases = [e for e in events if e["type"] == "phase" and e.get("step_tokens")]
+    assert len(phases) == 1 and "more than 1,024 tokens runs in parts" in phases[0]["message"]
+    assert [e for e in events if e["type"] == "run_started"][0]["plan"]["step_tokens"] == 0  # decided later
+    graphs = [e for e in events if e["type"] == "finished"][0]["summary"]["cuda_graphs"]
+    assert 0 < graphs["split_steps"] < 12  # of 6 steps x 2 micro-batches: some long, some not (8 in parts)
+    parts = _steps(events)
+    assert len(parts) == len(plain) == 6
+    for number, (step_a, step_b) in enumerate(zip(plain, parts, strict=True), start=1):
+        for key in METRICS:
+            if key.startswith("rewards/") and number == 1:
+                continue  # policy == reference: rounding noise (see the test above)
+            assert step_b[key] == pytest.approx(step_a[key], rel=1e-4, abs=1e-5), (number, key)
+    assert max(abs(step["rewards/margins"]) for step in plain[1:]) > 1e-2  # the weights moved
+
+
 def test_recorded_steps_over_compiled_layers_train_as_trls_steps(tmp_path, monkeypatch):
     # --compile on with recorded steps: each decoder layer compiled, steps through our recorded path. On a
     # CPU the compiler is dynamo with aot_eager (no code generation) and a "replay" runs eagerly; the

@@ -148,3 +148,72 @@ def test_a_batch_replayed_in_a_roomier_recorded_shape_trains_the_same(tiny, monk
     for a, b in zip(alone_grads, roomy_grads, strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
     assert max(float(g.abs().max()) for g in alone_grads) > 0  # gradients, not zeros, compared
+
+
+def test_part_bounds_split_a_long_batch_into_the_fewest_near_equal_parts_that_fit():
+    # a length-grouped batch comes longest first; rows pad to multiples of 64 tokens
+    lengths = [700, 650, 600, 500, 300, 200, 100, 60]
+    assert packing.part_bounds(lengths, 0) == [(0, 8)]  # 0: never split
+    assert packing.part_bounds(lengths, 8 * 704) == [(0, 8)]  # fits whole
+    assert packing.part_bounds(lengths, 8 * 704 - 1) == [(0, 4), (4, 8)]  # 4 x 704 and 4 x 320
+    assert packing.part_bounds(lengths, 3 * 704) == [(0, 3), (3, 6), (6, 8)]  # near-equal: 3, 3, 2
+    assert packing.part_bounds(lengths, 100) == [(i, i + 1) for i in range(8)]  # a pair a part at least
+    assert packing.part_bounds([5], 1) == [(0, 1)]
+
+
+def test_a_long_batch_comes_as_packed_parts_with_their_reference_log_probs(tiny):
+    from trl.trainer.dpo_trainer import DataCollatorForPreference
+
+    _, tokenizer = tiny
+    pad = tokenizer.pad_token_id
+    examples = real_examples(tokenizer, 6)
+    for i, example in enumerate(examples):
+        example["ref_chosen_logps"], example["ref_rejected_logps"] = -10.0 - i, -20.0 - i
+    base = DataCollatorForPreference(pad_token_id=pad, max_length=512)
+    whole = packing.PackingCollator(base, 512, pad)(examples)
+    assert packing.PARTS not in whole and "pack_input_ids" in whole
+    tokens = whole["pack_input_ids"].numel()
+    split = packing.PackingCollator(base, 512, pad, max_tokens=tokens - 1)(examples)
+    assert "pack_input_ids" not in split and split["input_ids"].shape == whole["input_ids"].shape  # TRL's rows stay
+    parts = split[packing.PARTS]
+    assert [int(p["pack_num_tokens"].shape[0]) for p in parts] == [3, 3]
+    for part, (a, b) in zip(parts, [(0, 3), (3, 6)], strict=True):
+        assert part["pack_input_ids"].numel() <= tokens - 1
+        expected = packing.pack_examples(examples[a:b], 512, pad)
+        assert all(torch.equal(part[k], expected[k]) for k in packing.KEYS)
+        assert part["ref_chosen_logps"].tolist() == [-10.0 - i for i in range(a, b)]
+        assert part["ref_rejected_logps"].tolist() == [-20.0 - i for i in range(a, b)]
+
+
+@pytest.mark.parametrize("bounds", [[(0, 3), (3, 6)], [(0, 4), (4, 5), (5, 6)]])  # equal parts, and not
+def test_a_step_in_parts_trains_as_the_whole_step(tiny, bounds):
+    """The same pairs as one packed step, or as parts one after the other into the same gradients (each
+    part's loss weighed by its share of the pairs): the same loss, statistics and gradients."""
+    model, tokenizer = tiny
+    pad = tokenizer.pad_token_id
+    examples = real_examples(tokenizer, 6)
+    refs = {"ref_chosen_logps": torch.linspace(-60.0, -40.0, 6), "ref_rejected_logps": torch.linspace(-70.0, -45.0, 6)}
+    loss = graphed_step.PreferenceLoss(beta=0.1)
+
+    def grads_after(run):
+        for p in model.parameters():
+            p.grad = None
+        graphs = graphed_step.StepGraphs(model, loss, 512, pad_id=pad)
+        return run(graphs), [g.clone() for g in graphs.grads]
+
+    def whole(graphs):
+        return graphs.step({**packing.pack_examples(examples, 512, pad), **refs}, 0.5)
+
+    def in_parts(graphs):
+        parts = [{**packing.pack_examples(examples[a:b], 512, pad), **{k: v[a:b] for k, v in refs.items()}}
+                 for a, b in bounds]
+        return graphs.step_in_parts(parts, 0.5)
+
+    model.train()
+    whole_stats, whole_grads = grads_after(whole)
+    parts_stats, parts_grads = grads_after(in_parts)
+    model.eval()
+    assert parts_stats.tolist() == pytest.approx(whole_stats.tolist(), rel=1e-5, abs=1e-5)
+    for a, b in zip(whole_grads, parts_grads, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert max(float(g.abs().max()) for g in whole_grads) > 0  # gradients, not zeros, compared

@@ -198,18 +198,3 @@ def test_kernel_families_sum_the_gpu_time_by_what_the_kernels_do():
     table = families_table(kernels, steps=2)
     assert "| matmul (cuBLAS, CUTLASS) | 20.0 | 60% | 60 |" in table  # 40 of 67 ms
     assert table.splitlines()[-1] == "| all | 33.5 | 100% | 608 |"
-
-
-def test_a_compile_memory_budget_reaches_the_compiler_and_learns_the_same(tmp_path, monkeypatch):
-    # The compile_memory_budget switch hands the partitioner a share of each compiled layer's activations
-    # to keep; aot_eager_decomp_partition runs that partitioner (min-cut) without code generation.
-    import torch._functorch.config as functorch_config
-
-    monkeypatch.setattr(functorch_config, "activation_memory_budget", 1.0)  # restored after the test
-    set_switches(monkeypatch, compile_backend="aot_eager_decomp_partition")
-    full = _step_losses(_compiled_run(tmp_path, "full", "on"))
-    assert functorch_config.activation_memory_budget == 1.0  # the product's default changes nothing
-    set_switches(monkeypatch, compile_backend="aot_eager_decomp_partition", compile_memory_budget=0.5)
-    half = _step_losses(_compiled_run(tmp_path, "half", "on"))
-    assert functorch_config.activation_memory_budget == 0.5
-    assert half == pytest.approx(full, rel=1e-4, abs=1e-5) and len(half) == 4

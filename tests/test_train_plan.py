@@ -10,7 +10,14 @@ import pytest
 from dpo_tutor.engine.config import TrainConfig
 from dpo_tutor.engine.errors import UserError
 from dpo_tutor.engine.switches import Switches, encode
-from dpo_tutor.engine.train.plan import Machine, TrainPlan, compile_pays_after, decide, long_run_compile
+from dpo_tutor.engine.train.plan import (
+    Machine,
+    TrainPlan,
+    compile_pays_after,
+    decide,
+    long_run_compile,
+    step_token_limit,
+)
 
 GPU = Machine(cuda=True, unsloth=True, bf16=True)
 CPU = Machine(cuda=False, unsloth=False)
@@ -157,3 +164,28 @@ def test_the_pairs_a_run_trains_count_steps_or_epochs():
     assert _pairs_to_train(TrainConfig(max_steps=40), plan, 5_000) == 1_280
     assert _pairs_to_train(TrainConfig(epochs=2.0), plan, 3_000) == 2 * 94 * 32  # partial last batch counted
     assert _pairs_to_train(TrainConfig(batch_size=8, grad_accum=4), plan, 64) == 64
+
+
+@pytest.mark.parametrize(("size", "tokens"), [("135M", 20_480), ("360M", 16_384), ("1.7B", 0), ("8B", 0)])
+def test_packed_steps_of_small_models_split_their_longest_batches(size, tokens):
+    # measured peaks (BENCHMARKS.md, issue 23): 135M at 32 x 768 tokens 2.14 GiB, over the 2 GiB goal;
+    # 360M at 32 x 640 3.26 GiB, over Unsloth's 2.49 + 25 %; 1.7B and 8B within their bounds whole
+    plan = decide(TrainConfig(), GPU)
+    assert plan.step_tokens == 0  # decided once the model's size is known
+    limited = step_token_limit(plan, TrainConfig(), parameters=SIZES[size])
+    assert limited.step_tokens == tokens
+    assert limited.step_tokens_reason == (f"at {SIZES[size] / 1e6:,.0f}M parameters" if tokens else "whole steps")
+    assert limited.to_dict()["step_tokens"] == tokens  # recorded in the run's plan
+
+
+def test_steps_stay_whole_where_parts_would_not_train_the_same_or_are_not_packed():
+    plan = decide(TrainConfig(), GPU)
+    sft = step_token_limit(plan, TrainConfig(nll_weight=0.5), parameters=SIZES["135M"])
+    assert sft.step_tokens == 0 and "sft term" in sft.step_tokens_reason  # its mean runs over the whole batch
+    for config, machine in ((TrainConfig(), CPU), (TrainConfig(cuda_graphs="off"), GPU)):
+        unpacked = decide(config, machine)
+        assert not unpacked.packing and step_token_limit(unpacked, config, parameters=SIZES["135M"]) == unpacked
+    switched = decide(TrainConfig(), GPU, switches=Switches(step_tokens=4_096))
+    assert step_token_limit(switched, TrainConfig(), parameters=SIZES["8B"]).step_tokens == 4_096
+    never = decide(TrainConfig(), GPU, switches=Switches(step_tokens=0))
+    assert step_token_limit(never, TrainConfig(), parameters=SIZES["135M"]).step_tokens == 0

@@ -57,6 +57,10 @@ class TrainPlan:
     reference_batch: int  # pairs per batch of the reference pass
     nonblocking_copies: bool  # recorded steps' batches copied to the GPU without the host waiting
     switches: Switches = field(default_factory=Switches)
+    # a packed recorded step of more tokens (rows x padded row length) runs as parts of its pairs (0: whole);
+    # decided once the model's size is known (`step_token_limit`)
+    step_tokens: int = 0
+    step_tokens_reason: str = ""
 
     @property
     def cuda(self) -> bool:
@@ -196,6 +200,36 @@ def long_run_compile(plan: TrainPlan, config: TrainConfig, *, pairs: int, parame
     if pairs < needed:
         return replace(plan, compile_reason=f"auto: {pairs:,} pairs to train; at {size} compiling pays after ~{needed:,}")
     return replace(plan, compile=True, compile_reason=f"auto: {pairs:,} pairs to train, and at {size} compiling pays after ~{needed:,}")
+
+
+# The most tokens (rows x padded row length) a packed recorded step computes at once, by model size
+# (parameters up to); a longer batch runs as parts of its pairs. A step's activations grow with its
+# tokens, so a run's longest batches set its peak memory. Measured on one H200 (BENCHMARKS.md, issue 23):
+# 135M, 32 rows of 640 tokens peak at 1.84 GiB compiled and 1.74 uncompiled, of 768 tokens at 2.14 and
+# 2.04 (~0.074 GiB per 1,000 tokens); 360M, 32 rows of 640 at 3.26 GiB compiled and 16 of 640 at 2.07
+# (~0.116 GiB per 1,000). At 1.7B (8.58 GiB, against Unsloth's 8.28) and 8B in 4 bits (21.73) whole steps
+# were within the issue's bounds: no limit.
+STEP_TOKENS_BY_SIZE = ((250e6, 20_480), (700e6, 16_384), (float("inf"), 0))
+
+
+def step_token_limit(plan: TrainPlan, config: TrainConfig, *, parameters: float) -> TrainPlan:
+    """The plan once the model's size is known: the most tokens a packed recorded step computes at once
+    (STEP_TOKENS_BY_SIZE, or the `step_tokens` switch). Parts train the same gradient (each part's mean
+    loss weighed by its share of the pairs), except with TRL's "sft" term, whose mean runs over the whole
+    batch's chosen tokens: then steps stay whole."""
+    if not plan.packing:
+        return plan
+    if config.nll_weight > 0:
+        return replace(plan, step_tokens=0, step_tokens_reason="whole steps: the sft term averages over the whole batch")
+    limit = plan.switches.step_tokens
+    if limit < 0:
+        limit = next(tokens for size, tokens in STEP_TOKENS_BY_SIZE if parameters <= size)
+        reason = f"at {parameters / 1e6:,.0f}M parameters" if limit else ""
+    else:
+        reason = "the step_tokens switch"
+    if limit <= 0:
+        return replace(plan, step_tokens=0, step_tokens_reason=reason or "whole steps")
+    return replace(plan, step_tokens=limit, step_tokens_reason=reason)
 
 
 def graphs_decision(config: TrainConfig, *, backend: str, cuda: bool, world: int,

@@ -43,7 +43,7 @@ from .fast import compiled_layers
 from .launch import allow_indexed_cpu_locations, is_main_process, launcher_pid, world_size
 from .machine import gpu_name, process_devices
 from .pairs import prepare_data
-from .plan import TrainPlan, long_run_compile, plan_run
+from .plan import TrainPlan, long_run_compile, plan_run, step_token_limit
 from .stop import StopRequest
 
 log = logging.getLogger("dpo_tutor.train")
@@ -389,12 +389,17 @@ def _pairs_to_train(config: TrainConfig, plan: TrainPlan, train_pairs: int) -> i
 
 
 def _plan_for_length(run: _Run, plan: TrainPlan, model, train_pairs: int) -> TrainPlan:
-    """The plan once the run's length and model size are known (`long_run_compile`)."""
+    """The plan once the run's length and model size are known (`long_run_compile`, `step_token_limit`)."""
     quantized = bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+    parameters = sum(p.numel() for p in model.parameters())
     decided = long_run_compile(plan, run.config, pairs=_pairs_to_train(run.config, plan, train_pairs),
-                               parameters=sum(p.numel() for p in model.parameters()), quantized=quantized)
+                               parameters=parameters, quantized=quantized)
     if not decided.compile and decided.compile_reason != plan.compile_reason:
         run.phase("loading_model", f"decoder layers not compiled: {decided.compile_reason}")
+    decided = step_token_limit(decided, run.config, parameters=parameters)
+    if decided.step_tokens:
+        run.phase("loading_model", f"a step of more than {decided.step_tokens:,} tokens runs in parts of its "
+                  f"pairs, for less memory ({decided.step_tokens_reason})", step_tokens=decided.step_tokens)
     return decided
 
 
@@ -440,8 +445,7 @@ def _build_trainer(run: _Run, plan: TrainPlan, skip_through: int, model, tokeniz
         if hasattr(extra, "attach"):
             extra.attach(trainer)
     if plan.compile:
-        layers = compiled_layers.compile_layers(trainer.model, backend=plan.switches.compile_backend,
-                                                memory_budget=plan.switches.compile_memory_budget)
+        layers = compiled_layers.compile_layers(trainer.model, backend=plan.switches.compile_backend)
         log.info("torch.compile: %d decoder layers (%s)", layers, plan.compile_reason)
         run.phase("loading_model", f"torch.compile: {layers} decoder layers ({plan.compile_reason})",
                   compiled_layers=layers)
@@ -523,6 +527,7 @@ def _summary(callback, trainer) -> dict[str, Any]:
             "recorded": dict(graphs.recordings) if graphs else {},  # shapes, by kind (step, reference)
             "replayed": dict(graphs.replays) if graphs else {},
             "recordings_failed": len(graphs.failed) if graphs else 0,  # shapes whose recording failed (retried once)
+            "split_steps": getattr(trainer, "split_steps", 0),  # micro-batches run in parts (plan.step_tokens)
             "note": getattr(trainer, "graphs_note", ""),
         }
     return out

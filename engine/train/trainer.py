@@ -6,7 +6,8 @@ own step), and each is on only as `TrainerOptions` says (the run's plan):
 - length-grouped batches: TRL's tokenized rows carry `prompt_ids` / `chosen_ids` / `rejected_ids`, not
   the `input_ids` transformers' `LengthGroupedSampler` looks for, so we give it each pair's length;
 - steps and the reference pass replayed as recorded CUDA graphs (`fast/graphed_step.py`), on packed
-  pairs (`fast/packing.py`), their logs read one step late (`fast/lagged_log.py`);
+  pairs (`fast/packing.py`; a batch of more tokens than the plan's `step_tokens` in parts), their logs
+  read one step late (`fast/lagged_log.py`);
 - otherwise the loss and reference pass without the padding mask (`fast/padding.py`: exact for TRL's
   right-padded rows);
 - evaluation run eagerly when the decoder layers are compiled (no second compile for no-grad mode);
@@ -57,6 +58,7 @@ class TrainerOptions:
     checkpoint_fraction: float = 1.0
     pack: bool = True
     pack_row_tokens: int = 0
+    step_tokens: int = 0  # a packed batch of more tokens than this runs as parts (0: whole)
     fast_prep: bool = True
     reference_eval: bool = True
     # Progress of the reference pass, for the UI: called with (dataset name, pairs scored, pairs in all,
@@ -73,7 +75,7 @@ class TrainerOptions:
             drop_padding_mask=s.drop_padding_mask, log_lag=s.log_lag, graph_reference=s.graph_reference,
             graph_roomier=s.graph_roomier, graph_warmup_each=s.graph_warmup_each,
             checkpoint_fraction=s.checkpoint_fraction, pack=plan.packing, pack_row_tokens=s.pack_row_tokens,
-            fast_prep=s.fast_prep, reference_eval=s.reference_eval, ref_progress=ref_progress,
+            step_tokens=plan.step_tokens, fast_prep=s.fast_prep, reference_eval=s.reference_eval, ref_progress=ref_progress,
         )
 
     @property
@@ -147,6 +149,7 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
     step_graphs = None  # graphed_step.StepGraphs once `use_graphs()` accepted this trainer
     graphs_note = ""  # why the steps are not graphed, or why graphing stopped
     pending_stats = None  # recorded steps' statistics (device tensors), read at the next log
+    split_steps = 0  # micro-batches run as parts (packing.PARTS: more tokens than options.step_tokens)
     _ref_pass: _ReferencePass | None = None  # while a pass runs
 
     def __init__(self, *args, options: TrainerOptions, **kwargs):
@@ -234,7 +237,7 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
         standard = self.data_collator
         self.data_collator = packing.PackingCollator(
             standard, self.args.max_length, int(standard.pad_token_id),
-            self.options.pack_row_tokens,
+            self.options.pack_row_tokens, self.options.step_tokens,
         )
         try:
             return super().get_train_dataloader()
@@ -247,14 +250,19 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
             self._flush_log()  # TRL's step adds its metrics now: the lagged step's go first
             inputs = {k: v for k, v in inputs.items() if not k.startswith("pack_")}
             return super().training_step(model, inputs, num_items_in_batch)
-        if self._lagged is not None and not graphs.knows(inputs):
+        parts = inputs.get(packing.PARTS) or [inputs]
+        if self._lagged is not None and not all(graphs.knows(part) for part in parts):
             self._flush_log()  # recording a new shape waits for the GPU: log the last step first
         model.train()
         inputs = self._prepare_inputs(inputs)
         scale = 1.0
         if (not self.model_accepts_loss_kwargs or num_items_in_batch is None) and self.compute_loss_func is None:
             scale = 1.0 / self.current_gradient_accumulation_steps  # as Trainer.training_step scales
-        stats = graphs.step(inputs, scale)
+        if packing.PARTS in inputs:
+            stats = graphs.step_in_parts(inputs[packing.PARTS], scale)
+            self.split_steps += 1
+        else:
+            stats = graphs.step(inputs, scale)
         if graphs.broken:
             self._stop_graphs(graphs)
         # Read at the next log, not now: reading waits for the GPU, and meanwhile the Trainer
@@ -280,7 +288,8 @@ class TunedDPOTrainer(LaggedLogs, DPOTrainer):
         return (
             ids is not None and ids.dim() == 2 and ids.shape[0] % 2 == 0
             and (reference or refs <= set(inputs))
-            and set(inputs) <= {"input_ids", "attention_mask", "completion_mask", *graphed_step.PACKED_KEYS} | refs
+            and set(inputs) <= {"input_ids", "attention_mask", "completion_mask", packing.PARTS,
+                                *graphed_step.PACKED_KEYS} | refs
         )
 
     def _unmasked(self):

@@ -29,16 +29,10 @@ def decoder_layers(model: Any) -> list[Any]:
     return best
 
 
-def compile_layers(model: Any, *, backend: str = "inductor", memory_budget: float = 1.0) -> int:
+def compile_layers(model: Any, *, backend: str = "inductor") -> int:
     """Compile every decoder layer in place; return how many were compiled (0: no layers found).
-    backend: torch.compile's (tests use "aot_eager": the same wiring without code generation).
-    memory_budget: the share of each layer's activations its compiled backward may keep (the
-    partitioner's activation_memory_budget; below 1 it recomputes more, for a lower peak)."""
+    backend: torch.compile's (tests use "aot_eager": the same wiring without code generation)."""
     import torch
-    import torch._functorch.config as functorch_config
-
-    if memory_budget < 1.0:
-        functorch_config.activation_memory_budget = max(0.0, memory_budget)
 
     layers = decoder_layers(model)
     # 30 layers are 30 module instances running one compiled graph: allow them all without recompiling

@@ -301,6 +301,24 @@ def _membership(batch: dict[str, Any]) -> Any:
     return (owner[None, :] == sides[:, None]).to(torch.float32) * batch["pack_weight"][None, :]
 
 
+# STATS entries that are sums over the batch's tokens (a split step adds its parts'); the rest are the
+# loss and means over its pairs (a split step weighs its parts' by their pairs).
+SUMMED_STATS = frozenset(name for name in STATS if name.endswith(("_sum", "_tokens")) or name == "num_tokens")
+
+
+def merge_parts(stats: list[Any], pairs: list[int]) -> Any:
+    """One statistics vector (STATS order) of a step run as parts (`packing.PARTS`) of `pairs` pairs each:
+    what the whole batch in one micro-step would have given. On the device, nothing read."""
+    import torch
+
+    total = sum(pairs)
+    summed = torch.tensor([name in SUMMED_STATS for name in STATS], device=stats[0].device)
+    merged = torch.zeros_like(stats[0])
+    for values, count in zip(stats, pairs, strict=True):
+        merged += torch.where(summed, values, values * (count / total))
+    return merged
+
+
 def record_metrics(trainer: Any, values: list[float]) -> None:
     """Append one step's statistics to TRL's metric lists, as TRL's `_compute_loss` does."""
     stats = dict(zip(STATS, values, strict=True))
@@ -510,6 +528,15 @@ class StepGraphs:
         self._bind_grads()
         return self._run("packed" if PACKED in batch else "step", batch, scale)
 
+    def step_in_parts(self, parts: list[dict[str, Any]], scale: float) -> Any:
+        """A micro-batch too long for one step (packing.PARTS), one part after the other into the same
+        gradients: each part's mean loss weighed by its share of the pairs, so the gradient is the whole
+        batch's; one statistics vector, as the whole batch would give (`merge_parts`)."""
+        pairs = [int(part["pack_num_tokens"].shape[0]) for part in parts]
+        total = sum(pairs)
+        stats = [self.step(part, scale * count / total) for part, count in zip(parts, pairs, strict=True)]
+        return merge_parts(stats, pairs)
+
     def reference(self, batch: dict[str, Any]) -> Any:
         """The reference log-probs of a batch ([2B] on the device; TRL's precompute pass copies them)."""
         return self._run("reference", batch, 0.0)
@@ -537,7 +564,7 @@ class StepGraphs:
             entry.graph.replay()
             return entry.output.clone()  # the next replay overwrites the graph's own output
 
-        device = batch["input_ids"].device
+        device = batch[PACKED if kind == "packed" else "input_ids"].device
         if kind == "packed":
             inputs = {k: torch.empty_like(batch[k]) for k in (*PACKED_KEYS, "ref_chosen_logps", "ref_rejected_logps")}
         else:

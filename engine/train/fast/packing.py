@@ -22,6 +22,11 @@ TRL's step on the same pairs. The `pack` switch turns it off (the two-row graphe
 
 Shapes are bucketed (row length to 64 tokens, the answers' token count to 2^k or 1.5 x 2^k) so that
 recorded CUDA graphs are reused (`graphed_step.py`).
+
+A batch whose packed rows hold more than `max_tokens` tokens (rows x padded row length) comes as parts:
+consecutive slices of its pairs, each packed on its own (`PARTS`). A step's activations grow with those
+tokens, so the longest batches of a run set its peak memory; the trainer runs the parts one after the
+other into the same gradients (`part_bounds`, the plan's `step_tokens`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, 3
 # What a packed batch carries besides TRL's tensors (TRL's stay: the fallback to TRL's step uses them).
 KEYS = ("pack_input_ids", "pack_position_ids", "pack_segment", "pack_branch",
         "pack_source", "pack_labels", "pack_owner", "pack_weight", "pack_num_tokens")
+PARTS = "pack_parts"  # a batch split into parts: a list of packed batches (KEYS + their reference log-probs)
+REFERENCE_KEYS = ("ref_chosen_logps", "ref_rejected_logps")
 
 
 def answer_capacity(tokens: int) -> int:
@@ -64,6 +71,35 @@ def pair_pieces(example: dict[str, Any], max_length: int | None) -> tuple[list, 
         room = max_length - len(prompt)
         chosen, rejected = chosen[:room], rejected[:room]
     return list(prompt), list(chosen), list(rejected)
+
+
+def pair_length(example: dict[str, Any], max_length: int | None) -> int:
+    """Tokens of a pair's packed row: prompt + chosen + rejected, as cut (`pair_pieces`)."""
+    return sum(len(piece) for piece in pair_pieces(example, max_length))
+
+
+def part_bounds(lengths: list[int], max_tokens: int) -> list[tuple[int, int]]:
+    """The fewest consecutive near-equal slices of a batch's pairs (a pair a row, `lengths` its rows'
+    tokens) whose packed rows x padded row length are at most `max_tokens` each; [(0, n)] when the
+    batch fits whole or `max_tokens` is 0. Consecutive: a length-grouped batch comes longest first, so
+    the later parts get shorter rows."""
+    count = len(lengths)
+    if max_tokens <= 0 or count < 2:
+        return [(0, count)]
+
+    def tokens(start: int, end: int) -> int:
+        return (end - start) * round_up(max(max(lengths[start:end]), 1), ROW_BUCKET)
+
+    for parts in range(1, count + 1):
+        size, extra = divmod(count, parts)
+        bounds, start = [], 0
+        for i in range(parts):
+            end = start + size + (1 if i < extra else 0)
+            bounds.append((start, end))
+            start = end
+        if all(tokens(a, b) <= max_tokens for a, b in bounds):
+            return bounds
+    return [(i, i + 1) for i in range(count)]  # a pair a part: the least there is (a row may still be longer)
 
 
 def _rows(lengths: list[int], row_tokens: int) -> list[list[int]]:
@@ -203,14 +239,26 @@ def applies(trainer: Any) -> bool:
 
 @dataclass
 class PackingCollator:
-    """TRL's preference collator's batch, plus the packed layout of the same pairs (KEYS)."""
+    """TRL's preference collator's batch, plus the packed layout of the same pairs (KEYS), or of each
+    part of them (PARTS) when the batch packs to more than `max_tokens` tokens."""
 
     base: Any  # TRL's DataCollatorForPreference
     max_length: int | None
     pad_id: int
     row_tokens: int = 0
+    max_tokens: int = 0  # 0: never split (parts need a pair a row and reference log-probs in the batch)
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = self.base(examples)
-        batch.update(pack_examples(examples, self.max_length, self.pad_id, self.row_tokens))
+        bounds = [(0, len(examples))]
+        if self.max_tokens > 0 and self.row_tokens <= 0 and all(k in batch for k in REFERENCE_KEYS):
+            bounds = part_bounds([pair_length(e, self.max_length) for e in examples], self.max_tokens)
+        if len(bounds) == 1:
+            batch.update(pack_examples(examples, self.max_length, self.pad_id, self.row_tokens))
+            return batch
+        batch[PARTS] = [
+            {**pack_examples(examples[a:b], self.max_length, self.pad_id),
+             **{key: batch[key][a:b] for key in REFERENCE_KEYS}}
+            for a, b in bounds
+        ]
         return batch
