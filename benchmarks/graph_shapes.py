@@ -5,6 +5,10 @@ engine/train/packing.py buckets it, and graphed_step's rule for reusing a record
 long. Prints a table (no GPU needed: shapes and tokens only).
 
 usage: python benchmarks/graph_shapes.py --data ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz
+
+--per-step 60 --max-pairs 1920: instead, each of a run's first 60 batches (the pairs a run with
+--max-pairs 1920 trains: its split) with its packed shape, TRL's token count (the run's `tokens_seen`
+grows by it: a check that these are the run's batches) and the parts the plan's `--step-tokens` makes.
 """
 
 from __future__ import annotations
@@ -64,6 +68,42 @@ def replay(shapes: list[tuple], rows_ratio: float, slots_ratio: float) -> tuple[
     return len(recorded), tokens
 
 
+def run_pieces(model: str, data: str, max_length: int, max_pairs: int) -> list[tuple[int, int, int]]:
+    """(prompt, chosen, rejected) tokens of the pairs a run with --max-pairs trains, in its order (its
+    held-out split taken off), cut as TRL cuts them."""
+    from dpo_tutor.engine.config import TrainConfig
+    from dpo_tutor.engine.data.render import render_pair
+    from dpo_tutor.engine.data.split import split_for_run
+    from dpo_tutor.engine.models import model_location, resolve_model
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_location(resolve_model(model)))
+    _, train, _ = split_for_run(TrainConfig(data=data, max_pairs=max_pairs, max_length=max_length))
+    pieces = []
+    for triplet in train:
+        prompt, chosen, rejected = (len(tokenizer(text, add_special_tokens=False)["input_ids"])
+                                    for text in render_pair(triplet, tokenizer))
+        if prompt >= max_length:
+            continue  # TRL drops pairs whose prompt fills max_length
+        room = max_length - prompt
+        pieces.append((prompt, min(chosen, room), min(rejected, room)))
+    return pieces
+
+
+def per_step(pieces: list[tuple[int, int, int]], batch: int, steps: int, seed: int, step_tokens: int) -> None:
+    from dpo_tutor.engine.train.fast import packing
+
+    print(f"{len(pieces)} pairs, batches of {batch}, seed {seed}, parts above {step_tokens:,} tokens")
+    print("| step | rows x row length | tokens | TRL's tokens | parts |")
+    print("|---:|---|---:|---:|---|")
+    for number, members in enumerate(sampled_batches(pieces, batch, steps, seed), start=1):
+        key = packed_shape(pieces, members)
+        trl = sum(2 * p + c + r for p, c, r in (pieces[i] for i in members))
+        bounds = packing.part_bounds([sum(pieces[i]) for i in members], step_tokens)
+        parts = " + ".join(str(b - a) for a, b in bounds) if len(bounds) > 1 else "whole"
+        print(f"| {number} | {key[1]} x {key[2]} | {key[1] * key[2]:,} | {trl:,} | {parts} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-gguf")
@@ -72,8 +112,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps", default="36,128", help="run lengths to count, comma-separated")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--per-step", type=int, default=0, help="list each of a run's first N batches instead")
+    ap.add_argument("--max-pairs", type=int, default=0, help="with --per-step: the run's --max-pairs (0: all)")
+    ap.add_argument("--step-tokens", type=int, default=20_480, help="with --per-step: the plan's limit")
     args = ap.parse_args(argv)
     from dpo_tutor.engine.train.fast import graphed_step
+
+    if args.per_step:
+        pieces = run_pieces(args.model, args.data, args.max_length, args.max_pairs)
+        per_step(pieces, args.batch_size, args.per_step, args.seed, args.step_tokens)
+        return 0
 
     pieces = load_padding().piece_lengths(args.model, args.data, args.max_length)
     print(f"{len(pieces)} pairs, batches of {args.batch_size}, seed {args.seed}")

@@ -73,6 +73,18 @@ def test_graph_shapes_counts_recordings_with_the_trainers_reuse_rule():
     assert shapes.replay(keys, 1.2, 1.0) == (1, 3 * 32 * 512)  # 448 rides in the recorded 512
 
 
+def test_graph_shapes_lists_each_batch_with_the_parts_the_plan_makes(capsys):
+    shapes = load("graph_shapes")
+    pieces = [(300, 200, 180)] * 8  # rows of 680 tokens, padded to 704; TRL's two rows hold 980
+
+    def rows(step_tokens):
+        shapes.per_step(pieces, 4, 2, seed=0, step_tokens=step_tokens)
+        return [line for line in capsys.readouterr().out.splitlines() if line[:3] in ("| 1", "| 2")]
+
+    assert rows(4 * 512) == [f"| {n} | 4 x 704 | 2,816 | 3,920 | 2 + 2 |" for n in (1, 2)]
+    assert rows(4 * 704) == [f"| {n} | 4 x 704 | 2,816 | 3,920 | whole |" for n in (1, 2)]
+
+
 def test_lean_imports_benchmark_times_both_ways_on_the_tiny_model():
     out = run_script("lean_imports", "--runs", "1")
     assert "| all (lean_imports=0) | 1 |" in out and "| lean | 1 |" in out

@@ -75,7 +75,8 @@ class TrainerOptions:
             drop_padding_mask=s.drop_padding_mask, log_lag=s.log_lag, graph_reference=s.graph_reference,
             graph_roomier=s.graph_roomier, graph_warmup_each=s.graph_warmup_each,
             checkpoint_fraction=s.checkpoint_fraction, pack=plan.packing, pack_row_tokens=s.pack_row_tokens,
-            step_tokens=plan.step_tokens, fast_prep=s.fast_prep, reference_eval=s.reference_eval, ref_progress=ref_progress,
+            step_tokens=plan.step_tokens, fast_prep=s.fast_prep, reference_eval=s.reference_eval,
+            ref_progress=ref_progress,
         )
 
     @property
