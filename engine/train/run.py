@@ -382,7 +382,7 @@ def _reference_progress(run: _Run):
 
 def _pairs_to_train(config: TrainConfig, plan: TrainPlan, train_pairs: int) -> int:
     """Pairs the run will train: max_steps of the effective batch, else its epochs over the data."""
-    per_step = config.batch_size * config.grad_accum * plan.world_size
+    per_step = config.effective_batch * plan.world_size
     if config.max_steps > 0:
         return config.max_steps * per_step
     return int(math.ceil(train_pairs / per_step) * config.epochs) * per_step

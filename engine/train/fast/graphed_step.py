@@ -301,21 +301,18 @@ def _membership(batch: dict[str, Any]) -> Any:
     return (owner[None, :] == sides[:, None]).to(torch.float32) * batch["pack_weight"][None, :]
 
 
-# STATS entries that are sums over the batch's tokens (a split step adds its parts'); the rest are the
-# loss and means over its pairs (a split step weighs its parts' by their pairs).
-SUMMED_STATS = frozenset(name for name in STATS if name.endswith(("_sum", "_tokens")) or name == "num_tokens")
+# The STATS entries that are sums over the batch's tokens (entropy_sum .. correct_tokens, in a row: a split
+# step adds its parts'); the others are the loss and means over its pairs (weighed by the parts' pairs).
+SUMMED_STATS = slice(STATS.index("entropy_sum"), STATS.index("correct_tokens") + 1)
 
 
 def merge_parts(stats: list[Any], pairs: list[int]) -> Any:
     """One statistics vector (STATS order) of a step run as parts (`packing.PARTS`) of `pairs` pairs each:
-    what the whole batch in one micro-step would have given. On the device, nothing read."""
-    import torch
-
+    what the whole batch in one micro-step would have given. On the device: nothing read, nothing copied
+    from the host (the step's log is read one step late)."""
     total = sum(pairs)
-    summed = torch.tensor([name in SUMMED_STATS for name in STATS], device=stats[0].device)
-    merged = torch.zeros_like(stats[0])
-    for values, count in zip(stats, pairs, strict=True):
-        merged += torch.where(summed, values, values * (count / total))
+    merged = sum(values * (count / total) for values, count in zip(stats, pairs, strict=True))
+    merged[SUMMED_STATS] = sum(values[SUMMED_STATS] for values in stats)
     return merged
 
 
